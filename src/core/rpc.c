@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: ISC */
+#include "rpc.h"
+
+#include "aipc-config.h"
+#include "clock.h"
+#include "log.h"
+#include "protocol.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Messages read per wake-up, so one busy peer cannot starve the loop. */
+#define READ_BATCH 64
+
+/* --- Client ------------------------------------------------------------ */
+
+struct pending {
+  struct pending *next, *prev;
+  uint32_t serial;
+  bool done;
+  int error;
+  struct aipc_msg *reply;
+  pthread_cond_t cond;
+};
+
+struct aipc_rpc_client {
+  struct aipc_loop *loop;
+  struct aipc_conn *conn;
+  struct aipc_source *source; /* loop thread only */
+  const struct aipc_protocol *protocol;
+  struct aipc_rpc_client_events events;
+  void *data;
+
+  pthread_mutex_t lock; /* guards everything below */
+  struct pending pending; /* list head */
+  uint32_t next_serial;
+  bool dead;
+};
+
+static void
+pending_unlink(struct pending *p)
+{
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  p->next = p->prev = p;
+}
+
+static void
+client_fail_all(struct aipc_rpc_client *c)
+{
+  pthread_mutex_lock(&c->lock);
+  bool was_dead = c->dead;
+  c->dead = true;
+  while (c->pending.next != &c->pending) {
+    struct pending *p = c->pending.next;
+    pending_unlink(p);
+    p->error = -ECONNRESET;
+    p->done = true;
+    pthread_cond_signal(&p->cond);
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (!was_dead && c->events.closed)
+    c->events.closed(c->data, -ECONNRESET);
+}
+
+static void
+client_close(struct aipc_rpc_client *c, int error)
+{
+  if (c->source) {
+    aipc_loop_remove(c->source);
+    c->source = NULL;
+    aipc_conn_set_source(c->conn, NULL);
+  }
+  if (error != -ECONNRESET)
+    aipc_warn("connection to the server failed: %s", strerror(-error));
+  client_fail_all(c);
+}
+
+/* Loop thread: hands a reply to its caller, or an event to the owner. */
+static int
+client_handle(struct aipc_rpc_client *c, struct aipc_msg *msg)
+{
+  const struct aipc_msg_desc *desc =
+      aipc_protocol_msg(c->protocol, msg->header.opcode);
+  if (!desc || desc->kind == AIPC_MSG_REQUEST) {
+    aipc_msg_free(msg);
+    return -EBADMSG;
+  }
+  if (desc->kind == AIPC_MSG_EVENT) {
+    if (c->events.event)
+      c->events.event(c->data, msg);
+    else
+      aipc_msg_free(msg);
+    return 0;
+  }
+
+  pthread_mutex_lock(&c->lock);
+  struct pending *p = c->pending.next;
+  while (p != &c->pending && p->serial != msg->header.serial)
+    p = p->next;
+  if (p != &c->pending) {
+    pending_unlink(p);
+    p->reply = msg;
+    p->done = true;
+    pthread_cond_signal(&p->cond);
+    msg = NULL;
+  }
+  pthread_mutex_unlock(&c->lock);
+  /* A reply nobody waits for answers a call that timed out. */
+  aipc_msg_free(msg);
+  return 0;
+}
+
+static void
+client_on_fd(void *data, uint32_t events)
+{
+  struct aipc_rpc_client *c = data;
+  if (events & EPOLLOUT) {
+    int r = aipc_conn_flush(c->conn);
+    if (r < 0 && r != -EAGAIN) {
+      client_close(c, r);
+      return;
+    }
+  }
+  if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    return;
+  for (int i = 0; i < READ_BATCH; i++) {
+    struct aipc_msg *msg;
+    int r = aipc_conn_recv(c->conn, &msg);
+    if (r == -EAGAIN)
+      return;
+    if (r == 0)
+      r = client_handle(c, msg);
+    if (r < 0) {
+      client_close(c, r);
+      return;
+    }
+  }
+}
+
+struct client_start {
+  struct aipc_rpc_client *client;
+  int result;
+};
+
+static void
+client_attach(void *data)
+{
+  struct client_start *s = data;
+  struct aipc_rpc_client *c = s->client;
+  s->result = aipc_loop_add_fd(c->loop, aipc_conn_fd(c->conn), EPOLLIN,
+                               client_on_fd, c, &c->source);
+  if (s->result == 0)
+    aipc_conn_set_source(c->conn, c->source);
+}
+
+static void
+client_detach(void *data)
+{
+  struct aipc_rpc_client *c = data;
+  if (c->source) {
+    aipc_loop_remove(c->source);
+    c->source = NULL;
+    aipc_conn_set_source(c->conn, NULL);
+  }
+}
+
+int
+aipc_rpc_client_new(struct aipc_loop *loop, int fd,
+                    const struct aipc_protocol *protocol,
+                    const struct aipc_rpc_client_events *events, void *data,
+                    struct aipc_rpc_client **out)
+{
+  struct aipc_rpc_client *c = calloc(1, sizeof(*c));
+  if (!c) {
+    close(fd);
+    return -ENOMEM;
+  }
+  int r = aipc_conn_new(fd, protocol, "client", &c->conn);
+  if (r < 0) {
+    free(c);
+    return r;
+  }
+  c->loop = loop;
+  c->protocol = protocol;
+  if (events)
+    c->events = *events;
+  c->data = data;
+  c->pending.next = c->pending.prev = &c->pending;
+  c->next_serial = 1;
+  pthread_mutex_init(&c->lock, NULL);
+
+  struct client_start start = {.client = c};
+  r = aipc_loop_invoke(loop, client_attach, &start);
+  if (r == 0)
+    r = start.result;
+  if (r < 0) {
+    aipc_conn_destroy(c->conn);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+void
+aipc_rpc_client_destroy(struct aipc_rpc_client *c)
+{
+  if (!c)
+    return;
+  aipc_loop_invoke(c->loop, client_detach, c);
+  pthread_mutex_lock(&c->lock);
+  c->dead = true;
+  pthread_mutex_unlock(&c->lock);
+  aipc_conn_destroy(c->conn);
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
+
+static int
+wait_reply(struct aipc_rpc_client *c, struct pending *p, int64_t timeout_ns)
+{
+  int64_t deadline = timeout_ns >= 0 ? aipc_now_ns() + timeout_ns : 0;
+  struct timespec ts = aipc_timespec_from_ns(deadline);
+  int r = 0;
+  pthread_mutex_lock(&c->lock);
+  while (!p->done) {
+    if (timeout_ns < 0) {
+      pthread_cond_wait(&p->cond, &c->lock);
+    } else if (pthread_cond_timedwait(&p->cond, &c->lock, &ts) == ETIMEDOUT &&
+               !p->done) {
+      pending_unlink(p);
+      r = -ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&c->lock);
+  return r;
+}
+
+int
+aipc_rpc_call(struct aipc_rpc_client *c, uint16_t opcode, const void *request,
+              void *reply, struct aipc_msg **reply_msg, int64_t timeout_ns)
+{
+  const struct aipc_msg_desc *desc = aipc_protocol_msg(c->protocol, opcode);
+  if (!desc || desc->kind != AIPC_MSG_REQUEST)
+    return -EINVAL;
+
+  struct pending p = {.error = 0};
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&p.cond, &attr);
+  pthread_condattr_destroy(&attr);
+
+  pthread_mutex_lock(&c->lock);
+  if (c->dead) {
+    pthread_mutex_unlock(&c->lock);
+    pthread_cond_destroy(&p.cond);
+    return -ENOTCONN;
+  }
+  p.serial = c->next_serial++;
+  if (c->next_serial == 0)
+    c->next_serial = 1;
+  p.next = &c->pending;
+  p.prev = c->pending.prev;
+  p.prev->next = &p;
+  c->pending.prev = &p;
+  pthread_mutex_unlock(&c->lock);
+
+  int r = aipc_conn_send_msg(c->conn, opcode, p.serial, request, NULL, 0);
+  if (r < 0) {
+    pthread_mutex_lock(&c->lock);
+    if (!p.done)
+      pending_unlink(&p);
+    pthread_mutex_unlock(&c->lock);
+    aipc_msg_free(p.reply);
+    pthread_cond_destroy(&p.cond);
+    return r == -EPIPE ? -ECONNRESET : r;
+  }
+
+  r = wait_reply(c, &p, timeout_ns);
+  pthread_cond_destroy(&p.cond);
+  if (r == 0)
+    r = p.error;
+  if (r < 0)
+    return r;
+
+  struct aipc_msg *msg = p.reply;
+  if (msg->header.opcode == c->protocol->error_opcode) {
+    struct aipc_error e;
+    r = aipc_msg_decode(c->protocol, msg, &e);
+    aipc_msg_free(msg);
+    return r < 0 ? r : e.error;
+  }
+  if (msg->header.opcode != desc->reply)
+    r = -EBADMSG;
+  else
+    r = aipc_msg_decode(c->protocol, msg, reply);
+  if (r == 0 && reply_msg)
+    *reply_msg = msg;
+  else
+    aipc_msg_free(msg);
+  return r;
+}
+
+int
+aipc_rpc_hello(struct aipc_rpc_client *c, const char *name, int64_t timeout_ns)
+{
+  struct aipc_hello hello = {.version = AIPC_PROTOCOL_VERSION,
+                             .library_version = AIPC_VERSION_STRING,
+                             .name = name};
+  struct aipc_hello_reply reply;
+  struct aipc_msg *msg = NULL;
+  int r = aipc_rpc_call(c, AIPC_OP_HELLO, &hello, &reply, &msg, timeout_ns);
+  if (r == -EPROTONOSUPPORT) {
+    aipc_error("the server does not speak protocol version %u (library %s)",
+               AIPC_PROTOCOL_VERSION, AIPC_VERSION_STRING);
+    return -EPROTO;
+  }
+  if (r < 0)
+    return r;
+  if (reply.version != AIPC_PROTOCOL_VERSION) {
+    aipc_error("protocol mismatch: server %s speaks version %u, we speak %u",
+               reply.library_version, reply.version, AIPC_PROTOCOL_VERSION);
+    r = -EPROTO;
+  }
+  aipc_msg_free(msg);
+  return r;
+}
+
+/* --- Server ------------------------------------------------------------ */
+
+struct aipc_session {
+  atomic_int refs; /* the owner's, plus one per outstanding request */
+  atomic_uint in_flight;
+  uint32_t max_in_flight;
+  struct aipc_loop *loop;
+  struct aipc_conn *conn;
+  struct aipc_source *source;
+  const struct aipc_protocol *protocol;
+  struct aipc_session_handlers handlers;
+  void *data;
+  bool greeted; /* loop thread only, like `closed` */
+  bool closed;
+};
+
+static void
+session_unref(struct aipc_session *s)
+{
+  if (atomic_fetch_sub(&s->refs, 1) == 1) {
+    aipc_conn_destroy(s->conn);
+    free(s);
+  }
+}
+
+static void
+stop_reading(struct aipc_session *s)
+{
+  if (s->source) {
+    aipc_conn_set_source(s->conn, NULL);
+    aipc_loop_remove(s->source);
+    s->source = NULL;
+  }
+}
+
+void
+aipc_session_close(struct aipc_session *s, int error)
+{
+  if (s->closed)
+    return;
+  s->closed = true;
+  stop_reading(s);
+  shutdown(aipc_conn_fd(s->conn), SHUT_RDWR);
+  if (s->handlers.closed)
+    s->handlers.closed(s->data, error);
+}
+
+void
+aipc_session_destroy(struct aipc_session *s)
+{
+  if (!s)
+    return;
+  s->closed = true;
+  stop_reading(s);
+  session_unref(s);
+}
+
+static int
+send_error(struct aipc_session *s, uint32_t serial, int error)
+{
+  struct aipc_error e = {.error = error};
+  return aipc_conn_send_msg(s->conn, s->protocol->error_opcode, serial, &e,
+                            NULL, 0);
+}
+
+/* After a failed send: if the client stopped reading, hang up on it. The
+ * loop then sees the hang-up and closes the session. */
+static void
+check_send(struct aipc_session *s, int r)
+{
+  if (r == -ENOBUFS) {
+    aipc_warn("client is not reading its replies; dropping it");
+    shutdown(aipc_conn_fd(s->conn), SHUT_RDWR);
+  }
+}
+
+static void
+handle_hello(struct aipc_session *s, struct aipc_request *req)
+{
+  const struct aipc_hello *hello = (const struct aipc_hello *)req->body;
+  int r;
+  if (s->greeted) {
+    r = send_error(s, req->serial, -EPROTO);
+  } else if (hello->version != AIPC_PROTOCOL_VERSION) {
+    aipc_warn("client \"%s\" (library %s) speaks protocol %u, not %u",
+              hello->name ? hello->name : "", hello->library_version,
+              hello->version, AIPC_PROTOCOL_VERSION);
+    send_error(s, req->serial, -EPROTONOSUPPORT);
+    aipc_session_close(s, -EPROTONOSUPPORT);
+    r = 0;
+  } else {
+    struct aipc_hello_reply reply = {.version = AIPC_PROTOCOL_VERSION,
+                                     .library_version = AIPC_VERSION_STRING};
+    s->greeted = true;
+    r = aipc_conn_send_msg(s->conn, AIPC_OP_HELLO_REPLY, req->serial, &reply,
+                           NULL, 0);
+  }
+  check_send(s, r);
+  aipc_msg_free(req->msg);
+  free(req);
+}
+
+/* Checks one message in the documented order and hands it on. */
+static void
+session_dispatch(struct aipc_session *s, struct aipc_msg *msg)
+{
+  const struct aipc_msg_header *h = &msg->header;
+  const struct aipc_msg_desc *desc = aipc_protocol_msg(s->protocol, h->opcode);
+  int error = 0;
+
+  if (h->nfds != 0 || h->serial == 0) {
+    /* We never accept fds, and a request without a serial cannot be
+     * answered: both are protocol errors. */
+    aipc_session_close(s, -EBADMSG);
+    goto out;
+  }
+  if (!s->greeted && h->opcode != AIPC_OP_HELLO) {
+    send_error(s, h->serial, -EPROTO);
+    aipc_session_close(s, -EPROTO);
+    goto out;
+  }
+  if (!desc || desc->kind != AIPC_MSG_REQUEST) {
+    error = -EOPNOTSUPP;
+    goto reply_error;
+  }
+  if (atomic_load(&s->in_flight) >= s->max_in_flight) {
+    error = -EBUSY;
+    goto reply_error;
+  }
+
+  struct aipc_request *req = malloc(sizeof(*req));
+  if (!req) {
+    error = -ENOMEM;
+    goto reply_error;
+  }
+  req->session = s;
+  req->opcode = h->opcode;
+  req->serial = h->serial;
+  req->msg = msg;
+  if (desc->record.size > sizeof(req->body) ||
+      aipc_msg_decode(s->protocol, msg, req->body) < 0) {
+    free(req);
+    error = -EBADMSG;
+    goto reply_error;
+  }
+  if (h->opcode == AIPC_OP_HELLO) {
+    handle_hello(s, req);
+    return;
+  }
+  atomic_fetch_add(&s->in_flight, 1);
+  atomic_fetch_add(&s->refs, 1);
+  s->handlers.request(s->data, req);
+  return;
+
+reply_error:
+  check_send(s, send_error(s, h->serial, error));
+out:
+  aipc_msg_free(msg);
+}
+
+static void
+session_on_fd(void *data, uint32_t events)
+{
+  struct aipc_session *s = data;
+  /* The closed handler may drop the owner's reference. */
+  atomic_fetch_add(&s->refs, 1);
+  if (events & EPOLLOUT) {
+    int r = aipc_conn_flush(s->conn);
+    if (r < 0 && r != -EAGAIN)
+      aipc_session_close(s, r);
+  }
+  for (int i = 0; i < READ_BATCH && !s->closed &&
+                  (events & (EPOLLIN | EPOLLHUP | EPOLLERR));
+       i++) {
+    struct aipc_msg *msg;
+    int r = aipc_conn_recv(s->conn, &msg);
+    if (r == -EAGAIN)
+      break;
+    if (r < 0)
+      aipc_session_close(s, r);
+    else
+      session_dispatch(s, msg);
+  }
+  session_unref(s);
+}
+
+int
+aipc_session_new(struct aipc_loop *loop, int fd,
+                 const struct aipc_protocol *protocol,
+                 const struct aipc_session_params *params,
+                 const struct aipc_session_handlers *handlers, void *data,
+                 struct aipc_session **out)
+{
+  struct aipc_session *s = calloc(1, sizeof(*s));
+  if (!s) {
+    close(fd);
+    return -ENOMEM;
+  }
+  int r = aipc_conn_new(fd, protocol, "server", &s->conn);
+  if (r < 0) {
+    free(s);
+    return r;
+  }
+  atomic_init(&s->refs, 1);
+  atomic_init(&s->in_flight, 0);
+  s->max_in_flight =
+      params && params->max_in_flight ? params->max_in_flight : 64;
+  s->loop = loop;
+  s->protocol = protocol;
+  s->handlers = *handlers;
+  s->data = data;
+  r = aipc_loop_add_fd(loop, aipc_conn_fd(s->conn), EPOLLIN, session_on_fd, s,
+                       &s->source);
+  if (r < 0) {
+    aipc_conn_destroy(s->conn);
+    free(s);
+    return r;
+  }
+  aipc_conn_set_source(s->conn, s->source);
+  *out = s;
+  return 0;
+}
+
+static void
+request_done(struct aipc_request *req, int r)
+{
+  struct aipc_session *s = req->session;
+  check_send(s, r);
+  atomic_fetch_sub(&s->in_flight, 1);
+  aipc_msg_free(req->msg);
+  free(req);
+  session_unref(s);
+}
+
+int
+aipc_request_reply(struct aipc_request *req, const void *reply,
+                   const int *fds, unsigned nfds)
+{
+  struct aipc_session *s = req->session;
+  const struct aipc_msg_desc *desc = aipc_protocol_msg(s->protocol, req->opcode);
+  int r = aipc_conn_send_msg(s->conn, desc->reply, req->serial, reply, fds,
+                             nfds);
+  if (r == -EINVAL || r == -EMSGSIZE) {
+    aipc_error("reply to %s does not encode", desc->name);
+    r = send_error(s, req->serial, r);
+  }
+  request_done(req, r);
+  return r;
+}
+
+int
+aipc_request_fail(struct aipc_request *req, int error)
+{
+  int r = send_error(req->session, req->serial, error);
+  request_done(req, r);
+  return r;
+}
+
+int
+aipc_session_send_event(struct aipc_session *s, uint16_t opcode,
+                        const void *body, const int *fds, unsigned nfds)
+{
+  int r = aipc_conn_send_msg(s->conn, opcode, 0, body, fds, nfds);
+  check_send(s, r);
+  return r;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Request/response on a connection, both sides.
+ *
+ * Client: aipc_rpc_call() is a blocking call usable from any number of
+ * threads at once. Each request carries a serial that its reply echoes;
+ * replies are matched on the loop thread and handed to the waiting
+ * caller. When the connection dies every pending call fails at once with
+ * -ECONNRESET and later calls fail with -ENOTCONN. Events (messages
+ * without a request) go to a callback on the loop thread, in order.
+ *
+ * Server: a session reads requests on the loop thread and checks each in
+ * a fixed order (header, size, opcode, fd count, field decode) before it
+ * reaches the handler; the first request must be a HELLO with our
+ * protocol version. The handler answers, on any thread and at any later
+ * time, with aipc_request_reply() or aipc_request_fail().
+ */
+#ifndef AIPC_RPC_H
+#define AIPC_RPC_H
+
+#include "conn.h"
+#include "loop.h"
+#include "wire.h"
+
+#include <stddef.h>
+
+/* --- Client ------------------------------------------------------------ */
+
+struct aipc_rpc_client;
+
+struct aipc_rpc_client_events {
+  /* An event arrived. Loop thread; takes `msg`. May be NULL. */
+  void (*event)(void *data, struct aipc_msg *msg);
+  /* The connection is gone; called once, on the loop thread, after every
+   * pending call has been failed. May be NULL. */
+  void (*closed)(void *data, int error);
+};
+
+/* Takes `fd` (a connected SOCK_SEQPACKET socket), also on failure, and
+ * starts reading it on `loop`. Not from the loop thread. */
+int aipc_rpc_client_new(struct aipc_loop *loop, int fd,
+                        const struct aipc_protocol *protocol,
+                        const struct aipc_rpc_client_events *events,
+                        void *data, struct aipc_rpc_client **out);
+
+/* Closes the connection and frees the client. No call may still be in
+ * progress. Not from the loop thread. */
+void aipc_rpc_client_destroy(struct aipc_rpc_client *client);
+
+/*
+ * Sends request `opcode` with `request` (its decoded struct) and waits for
+ * the reply, at most `timeout_ns` (negative: no deadline). On success
+ * decodes the reply into `reply` (the struct of the request's reply type)
+ * and returns 0; if `reply_msg` is not NULL it receives the message, which
+ * owns the reply's strings and fds (free it with aipc_msg_free), otherwise
+ * the message is freed at once. Fails with the server's error (a negative
+ * errno), -ETIMEDOUT, -ECONNRESET or -ENOTCONN, -EINVAL if the request
+ * does not encode, -EBADMSG if the reply does not decode.
+ */
+int aipc_rpc_call(struct aipc_rpc_client *client, uint16_t opcode,
+                  const void *request, void *reply,
+                  struct aipc_msg **reply_msg, int64_t timeout_ns);
+
+/* Sends the HELLO and checks the server's protocol version: -EPROTO (and
+ * a clear log line) on a mismatch. */
+int aipc_rpc_hello(struct aipc_rpc_client *client, const char *name,
+                   int64_t timeout_ns);
+
+/* --- Server ------------------------------------------------------------ */
+
+struct aipc_session;
+
+/* A decoded request, handed to the session's handler. */
+struct aipc_request {
+  struct aipc_session *session;
+  uint16_t opcode;
+  uint32_t serial;
+  struct aipc_msg *msg; /* owns the strings `body` points to */
+  _Alignas(max_align_t) uint8_t body[AIPC_MSG_DECODED_MAX];
+};
+
+struct aipc_session_handlers {
+  /* A valid request (never HELLO). Loop thread; takes `req`, which must
+   * be answered exactly once with aipc_request_reply/_fail. */
+  void (*request)(void *data, struct aipc_request *req);
+  /* The connection ended (hang-up or protocol error). Loop thread, once;
+   * the owner then calls aipc_session_destroy. */
+  void (*closed)(void *data, int error);
+};
+
+struct aipc_session_params {
+  uint32_t max_in_flight; /* requests awaiting an answer; 0 = 64 */
+};
+
+/* Takes `fd`, also on failure. Loop thread only. */
+int aipc_session_new(struct aipc_loop *loop, int fd,
+                     const struct aipc_protocol *protocol,
+                     const struct aipc_session_params *params,
+                     const struct aipc_session_handlers *handlers,
+                     void *data, struct aipc_session **out);
+
+/* Stops reading and drops the owner's reference; the connection closes
+ * once every outstanding request has been answered. Loop thread only. */
+void aipc_session_destroy(struct aipc_session *session);
+
+/* Ends the connection now, as for a protocol error: the peer sees a
+ * hang-up and `closed` is called. Loop thread only. */
+void aipc_session_close(struct aipc_session *session, int error);
+
+/* Answers `req` and frees it. Any thread. A failure to send (the client
+ * is gone or not reading) is returned; the session notices on its own. */
+int aipc_request_reply(struct aipc_request *req, const void *reply,
+                       const int *fds, unsigned nfds);
+int aipc_request_fail(struct aipc_request *req, int error);
+
+/* Sends an event (serial 0) to the client. Any thread. */
+int aipc_session_send_event(struct aipc_session *session, uint16_t opcode,
+                            const void *body, const int *fds, unsigned nfds);
+
+#endif

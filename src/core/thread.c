@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: ISC */
+#include "thread.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct start {
+  char name[16];
+  struct aipc_thread_hooks hooks;
+  void (*fn)(void *data);
+  void *data;
+};
+
+static void *
+thread_main(void *arg)
+{
+  struct start start = *(struct start *)arg;
+  free(arg);
+  pthread_setname_np(pthread_self(), start.name);
+  if (start.hooks.create)
+    start.hooks.create(start.name);
+  start.fn(start.data);
+  if (start.hooks.destroy)
+    start.hooks.destroy();
+  return NULL;
+}
+
+int
+aipc_thread_start(pthread_t *thread, const char *name,
+                  const struct aipc_thread_hooks *hooks, void (*fn)(void *data),
+                  void *data)
+{
+  struct start *start = calloc(1, sizeof(*start));
+  if (!start)
+    return -ENOMEM;
+  snprintf(start->name, sizeof(start->name), "%s", name);
+  if (hooks)
+    start->hooks = *hooks;
+  start->fn = fn;
+  start->data = data;
+
+  pthread_attr_t attr;
+  int r = pthread_attr_init(&attr);
+  if (r == 0 && start->hooks.stack_size) {
+    size_t size = start->hooks.stack_size;
+    if (size < (size_t)PTHREAD_STACK_MIN)
+      size = (size_t)PTHREAD_STACK_MIN;
+    r = pthread_attr_setstacksize(&attr, size);
+  }
+  if (r == 0)
+    r = pthread_create(thread, &attr, thread_main, start);
+  pthread_attr_destroy(&attr);
+  if (r != 0) {
+    free(start);
+    return -r;
+  }
+  return 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: ISC */
+#include "wake.h"
+
+#include "clock.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void
+futex_wake_all(_Atomic uint32_t *addr)
+{
+  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void
+aipc_wake_publish(struct aipc_wake *w, uint32_t value)
+{
+  /* Sequentially consistent store then load, against the waiter's
+   * increment then load: one of us sees the other. */
+  atomic_store(&w->value, value);
+  if (atomic_load(&w->waiters) != 0)
+    futex_wake_all(&w->value);
+}
+
+uint32_t
+aipc_wake_sub(struct aipc_wake *w, uint32_t delta)
+{
+  uint32_t now = atomic_fetch_sub(&w->value, delta) - delta;
+  if (now == 0 && atomic_load(&w->waiters) != 0)
+    futex_wake_all(&w->value);
+  return now;
+}
+
+int
+aipc_wake_wait(struct aipc_wake *w, uint32_t old, int64_t deadline_ns)
+{
+  if (atomic_load(&w->value) != old)
+    return 0;
+  struct timespec ts = aipc_timespec_from_ns(deadline_ns);
+  int r = 0;
+  atomic_fetch_add(&w->waiters, 1);
+  while (atomic_load(&w->value) == old) {
+    if (deadline_ns >= 0 && aipc_now_ns() >= deadline_ns) {
+      r = -ETIMEDOUT;
+      break;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    long s = syscall(SYS_futex, (uint32_t *)&w->value, FUTEX_WAIT_BITSET, old,
+                     deadline_ns >= 0 ? &ts : NULL, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    if (s < 0 && errno == ETIMEDOUT) {
+      r = atomic_load(&w->value) == old ? -ETIMEDOUT : 0;
+      break;
+    }
+  }
+  atomic_fetch_sub(&w->waiters, 1);
+  return r;
+}
