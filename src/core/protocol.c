@@ -24,9 +24,9 @@ static const struct aipc_field ping_fields[] = {
 
 /* The message's name is its opcode's, without the AIPC_OP_ prefix. */
 #define REQUEST(op, ctype, fields, reply_op)                                   \
-  [op] = {#op + 8, AIPC_RECORD(ctype, fields), AIPC_MSG_REQUEST, reply_op, 0}
+  [op] = {&(#op)[8], AIPC_RECORD(ctype, fields), AIPC_MSG_REQUEST, reply_op, 0}
 #define REPLY(op, ctype, fields, nfds)                                         \
-  [op] = {#op + 8, AIPC_RECORD(ctype, fields), AIPC_MSG_REPLY, 0, nfds}
+  [op] = {&(#op)[8], AIPC_RECORD(ctype, fields), AIPC_MSG_REPLY, 0, nfds}
 
 static const struct aipc_msg_desc messages[AIPC_OP_COUNT] = {
     REQUEST(AIPC_OP_HELLO, struct aipc_hello, hello_fields,

@@ -321,27 +321,28 @@ aipc_msg_decode(const struct aipc_protocol *p, const struct aipc_msg *msg,
 
 /* A bounded string builder for the tracer. */
 struct text {
-  char buf[2048];
-  size_t len;
+  char *buf;
+  size_t cap, len;
 };
 
 static void __attribute__((format(printf, 2, 3)))
 text_add(struct text *t, const char *fmt, ...)
 {
-  if (t->len >= sizeof(t->buf) - 1)
+  if (t->len + 1 >= t->cap)
     return;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+  int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
   va_end(ap);
   if (n > 0)
     t->len += (size_t)n;
-  if (t->len > sizeof(t->buf) - 1)
-    t->len = sizeof(t->buf) - 1;
+  if (t->len > t->cap - 1)
+    t->len = t->cap - 1;
 }
 
 static void
-trace_record(struct text *t, const struct aipc_record *rec, const uint8_t *src)
+describe_record(struct text *t, const struct aipc_record *rec,
+                const uint8_t *src)
 {
   text_add(t, "{");
   for (uint32_t i = 0; i < rec->nfields; i++) {
@@ -386,7 +387,7 @@ trace_record(struct text *t, const struct aipc_record *rec, const uint8_t *src)
       while (aipc_array_next(a, &it, item)) {
         if (it.index > 1)
           text_add(t, ", ");
-        trace_record(t, a->record, item);
+        describe_record(t, a->record, item);
       }
       text_add(t, "]");
       break;
@@ -396,23 +397,35 @@ trace_record(struct text *t, const struct aipc_record *rec, const uint8_t *src)
   text_add(t, "}");
 }
 
-void
-aipc_trace_msg(const struct aipc_protocol *p, const char *who,
-               const char *direction, const struct aipc_msg_header *h,
-               const uint8_t *payload)
+size_t
+aipc_msg_describe(const struct aipc_protocol *p,
+                  const struct aipc_msg_header *h, const uint8_t *payload,
+                  char *buf, size_t cap)
 {
-  struct text t = {.len = 0};
+  struct text t = {.buf = buf, .cap = cap, .len = 0};
+  if (cap == 0)
+    return 0;
+  buf[0] = '\0';
   const struct aipc_msg_desc *desc = aipc_protocol_msg(p, h->opcode);
-  text_add(&t, "protocol %s %s %s#%" PRIu32 " ", who, direction,
-           desc ? desc->name : "unknown", h->serial);
+  text_add(&t, "%s#%" PRIu32 " ", desc ? desc->name : "unknown", h->serial);
   _Alignas(max_align_t) uint8_t decoded[AIPC_MSG_DECODED_MAX];
   if (desc && desc->record.size <= sizeof(decoded) &&
       aipc_record_decode(&desc->record, payload, h->size, decoded) == 0)
-    trace_record(&t, &desc->record, decoded);
+    describe_record(&t, &desc->record, decoded);
   else
     text_add(&t, "(undecodable, opcode %" PRIu16 ", %" PRIu32 " bytes)",
              h->opcode, h->size);
   if (h->nfds)
     text_add(&t, " fds=%" PRIu16, h->nfds);
-  aipc_log(AIPC_LOG_INFO, "%s", t.buf);
+  return t.len;
+}
+
+void
+aipc_trace_msg(const struct aipc_protocol *p, const char *who,
+               const char *direction, const struct aipc_msg_header *h,
+               const uint8_t *payload)
+{
+  char line[2048];
+  aipc_msg_describe(p, h, payload, line, sizeof(line));
+  aipc_log(AIPC_LOG_INFO, "protocol %s %s %s", who, direction, line);
 }

@@ -201,8 +201,14 @@ int aipc_msg_take_fd(struct aipc_msg *msg, unsigned index);
 int aipc_msg_decode(const struct aipc_protocol *p, const struct aipc_msg *msg,
                     void *dst);
 
-/* Writes a one-line decoded description of a message to stderr, for
- * AUDIOIPC_DEBUG=protocol. `direction` is e.g. "send" or "recv". */
+/* Writes a one-line description of a message, decoded through the table,
+ * into buf (always NUL-terminated, truncated to fit). Returns its length. */
+size_t aipc_msg_describe(const struct aipc_protocol *p,
+                         const struct aipc_msg_header *h,
+                         const uint8_t *payload, char *buf, size_t cap);
+
+/* Logs aipc_msg_describe's line, for AUDIOIPC_DEBUG=protocol. `who` and
+ * `direction` (e.g. "client", "send") prefix it. */
 void aipc_trace_msg(const struct aipc_protocol *p, const char *who,
                     const char *direction, const struct aipc_msg_header *h,
                     const uint8_t *payload);

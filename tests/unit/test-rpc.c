@@ -387,11 +387,11 @@ TEST(rpc_server_checks_raw_requests)
   CHECK_INT(msg->header.opcode, ==, AIPC_OP_HELLO_REPLY);
   aipc_msg_free(msg);
 
-  uint64_t value = 5;
+  uint64_t value = 5, big[2] = {5, 0};
   CHECK_INT(raw_request(c, 999, 2, &value, 8), ==, -EOPNOTSUPP);
   CHECK_INT(raw_request(c, AIPC_OP_PING_REPLY, 3, &value, 8), ==, -EOPNOTSUPP);
   CHECK_INT(raw_request(c, AIPC_OP_PING, 4, &value, 3), ==, -EBADMSG);
-  CHECK_INT(raw_request(c, AIPC_OP_PING, 5, &value, 9), ==, -EBADMSG);
+  CHECK_INT(raw_request(c, AIPC_OP_PING, 5, big, 9), ==, -EBADMSG);
   CHECK_INT(raw_request(c, AIPC_OP_HELLO, 6, NULL, 0), ==, -EBADMSG);
   uint8_t hello_again[64];
   int len = aipc_record_encode(&aipc_protocol.msgs[AIPC_OP_HELLO].record,

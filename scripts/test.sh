@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
+# Sets everything up and runs the whole test suite, the way CI does:
+#   1. installs missing Debian packages (scripts/deps.sh);
+#   2. starts a private PulseAudio for suite `pulse` (scripts/pulse.sh);
+#   3. builds with gcc (warnings are errors) and runs every suite;
+#   4. builds with clang under ASan+UBSan (halt on error) and runs them again;
+#   5. builds the libFuzzer targets and fuzzes each for AIPC_FUZZ_SECONDS
+#      (default 20) on a copy of its corpus.
+# Idempotent; the build directories build-gcc, build-asan and build-fuzz are
+# reused. Ends with one line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+bash scripts/pulse.sh start
+trap 'bash scripts/pulse.sh stop' EXIT
+eval "$(bash scripts/pulse.sh env)"
+
+setup() { # DIR, then meson options
+  local dir=$1
+  shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir"
+}
+
+passed=0
+failed=0
+failures=()
+count_results() { # DIR LABEL
+  local counts
+  counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["result"] in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    else:
+        bad += 1
+        print("FAILED:", r["name"], file=sys.stderr)
+print(ok, bad)
+PY
+)
+  local ok bad
+  read -r ok bad <<<"$counts"
+  echo "== $2: $ok passed, $bad failed"
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  [ "$bad" -eq 0 ] || failures+=("$2")
+}
+
+run_suite() { # DIR LABEL, then meson test options
+  local dir=$1 label=$2
+  shift 2
+  meson test -C "$dir" --print-errorlogs "$@" || true
+  count_results "$dir" "$label"
+}
+
+echo "== gcc, warnings as errors"
+CC=gcc setup build-gcc -Dwerror=true
+run_suite build-gcc gcc
+
+echo "== clang, ASan+UBSan"
+CC=clang setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dc_args=-fno-sanitize-recover=all
+ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_suite build-asan clang-asan --timeout-multiplier 3
+
+echo "== libFuzzer targets, ${AIPC_FUZZ_SECONDS:-20} s each"
+CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dc_args=-fno-sanitize-recover=all
+for fuzzer in build-fuzz/tests/fuzz/fuzz-*; do
+  [ -f "$fuzzer" ] && [ -x "$fuzzer" ] || continue
+  name=${fuzzer##*/fuzz-}
+  work=$(mktemp -d)
+  cp tests/fuzz/corpus/"$name"/* "$work"/
+  if "$fuzzer" -max_total_time="${AIPC_FUZZ_SECONDS:-20}" -print_final_stats=1 \
+    -artifact_prefix="build-fuzz/fuzz-$name-" "$work" \
+    >"build-fuzz/fuzz-$name.log" 2>&1; then
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' \
+      "build-fuzz/fuzz-$name.log" | grep -o '[0-9]*$' || echo '?')
+    echo "== fuzz-$name: no finding in $runs executions"
+    passed=$((passed + 1))
+  else
+    tail -40 "build-fuzz/fuzz-$name.log"
+    echo "== fuzz-$name: FINDING (inputs in build-fuzz/)"
+    failed=$((failed + 1))
+    failures+=("fuzz-$name")
+  fi
+  rm -rf "$work"
+done
+
+if [ ${#failures[@]} -ne 0 ]; then
+  echo "failed in: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
