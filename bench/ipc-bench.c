@@ -178,8 +178,8 @@ rpc_server_attach(void *data)
   static const struct aipc_session_handlers handlers = {
       .request = rpc_server_request, .closed = rpc_server_closed};
   struct rpc_server *s = data;
-  s->error = aipc_session_new(s->loop, s->fd, &aipc_protocol, NULL,
-                              &handlers, s, &s->session);
+  s->error = aipc_session_new(s->loop, s->fd, &aipc_protocol, NULL, &handlers,
+                              s, &s->session);
   s->fd = -1;
 }
 
@@ -493,15 +493,14 @@ print_table(struct stats results[MODE_COUNT][PIN_COUNT], int n, int cpu,
              pin_names[p], s->n, s->p50, s->p99, s->p999, s->max);
     }
   printf("\n");
-  printf("rpc/raw p50:   same %5.2fx   any %5.2fx\n",
-         ratio(results[MODE_RPC][PIN_SAME].p50,
-               results[MODE_RAW][PIN_SAME].p50),
-         ratio(results[MODE_RPC][PIN_ANY].p50, results[MODE_RAW][PIN_ANY].p50));
-  printf("raw/futex p50: same %5.2fx   any %5.2fx\n",
-         ratio(results[MODE_RAW][PIN_SAME].p50,
-               results[MODE_FUTEX][PIN_SAME].p50),
-         ratio(results[MODE_RAW][PIN_ANY].p50,
-               results[MODE_FUTEX][PIN_ANY].p50));
+  printf(
+      "rpc/raw p50:   same %5.2fx   any %5.2fx\n",
+      ratio(results[MODE_RPC][PIN_SAME].p50, results[MODE_RAW][PIN_SAME].p50),
+      ratio(results[MODE_RPC][PIN_ANY].p50, results[MODE_RAW][PIN_ANY].p50));
+  printf(
+      "raw/futex p50: same %5.2fx   any %5.2fx\n",
+      ratio(results[MODE_RAW][PIN_SAME].p50, results[MODE_FUTEX][PIN_SAME].p50),
+      ratio(results[MODE_RAW][PIN_ANY].p50, results[MODE_FUTEX][PIN_ANY].p50));
 }
 
 static void

@@ -221,8 +221,8 @@ aipc_conn_send_msg(struct aipc_conn *conn, uint16_t opcode, uint32_t serial,
     return -ENOMEM;
   len = aipc_record_encode(&desc->record, body, big, cap);
   int r = len < 0 ? len
-                  : aipc_conn_send(conn, opcode, serial, big, (size_t)len,
-                                   fds, nfds);
+                  : aipc_conn_send(conn, opcode, serial, big, (size_t)len, fds,
+                                   nfds);
   free(big);
   return r;
 }

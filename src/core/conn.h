@@ -26,8 +26,8 @@ struct aipc_source;
  * `protocol` names the messages for the tracer; `who` ("client",
  * "server") prefixes trace lines.
  */
-int aipc_conn_new(int fd, const struct aipc_protocol *protocol,
-                  const char *who, struct aipc_conn **out);
+int aipc_conn_new(int fd, const struct aipc_protocol *protocol, const char *who,
+                  struct aipc_conn **out);
 /* Closes the socket and drops queued messages. */
 void aipc_conn_destroy(struct aipc_conn *conn);
 
@@ -48,9 +48,8 @@ int aipc_conn_send(struct aipc_conn *conn, uint16_t opcode, uint32_t serial,
                    unsigned nfds);
 
 /* Encodes `body` with opcode's description and sends it. */
-int aipc_conn_send_msg(struct aipc_conn *conn, uint16_t opcode,
-                       uint32_t serial, const void *body, const int *fds,
-                       unsigned nfds);
+int aipc_conn_send_msg(struct aipc_conn *conn, uint16_t opcode, uint32_t serial,
+                       const void *body, const int *fds, unsigned nfds);
 
 /* Writes queued messages. Returns 0 when the queue is empty, -EAGAIN if
  * the socket is full again, or another negative errno. */

@@ -172,18 +172,15 @@ aipc_loop_new(const char *name, const struct aipc_thread_hooks *hooks,
   loop->work_tail = &loop->work_head;
   loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   loop->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  loop->timer_fd =
-      timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  loop->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   int r = -errno;
   if (loop->epoll_fd < 0 || loop->event_fd < 0 || loop->timer_fd < 0)
     goto fail;
 
-  loop->event_source = (struct aipc_source){.loop = loop,
-                                            .type = SOURCE_INTERNAL,
-                                            .fd = loop->event_fd};
-  loop->timer_source = (struct aipc_source){.loop = loop,
-                                            .type = SOURCE_INTERNAL,
-                                            .fd = loop->timer_fd};
+  loop->event_source = (struct aipc_source){
+      .loop = loop, .type = SOURCE_INTERNAL, .fd = loop->event_fd};
+  loop->timer_source = (struct aipc_source){
+      .loop = loop, .type = SOURCE_INTERNAL, .fd = loop->timer_fd};
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &loop->event_source};
   if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, loop->event_fd, &ev) < 0) {
     r = -errno;

@@ -37,7 +37,7 @@ struct aipc_rpc_client {
   struct aipc_rpc_client_events events;
   void *data;
 
-  pthread_mutex_t lock; /* guards everything below */
+  pthread_mutex_t lock;   /* guards everything below */
   struct pending pending; /* list head */
   uint32_t next_serial;
   bool dead;
@@ -571,13 +571,14 @@ request_done(struct aipc_request *req, int r)
 }
 
 int
-aipc_request_reply(struct aipc_request *req, const void *reply,
-                   const int *fds, unsigned nfds)
+aipc_request_reply(struct aipc_request *req, const void *reply, const int *fds,
+                   unsigned nfds)
 {
   struct aipc_session *s = req->session;
-  const struct aipc_msg_desc *desc = aipc_protocol_msg(s->protocol, req->opcode);
-  int r = aipc_conn_send_msg(s->conn, desc->reply, req->serial, reply, fds,
-                             nfds);
+  const struct aipc_msg_desc *desc =
+      aipc_protocol_msg(s->protocol, req->opcode);
+  int r =
+      aipc_conn_send_msg(s->conn, desc->reply, req->serial, reply, fds, nfds);
   if (r == -EINVAL || r == -EMSGSIZE) {
     aipc_error("reply to %s does not encode", desc->name);
     r = send_error(s, req->serial, r);

@@ -40,8 +40,8 @@ struct aipc_rpc_client_events {
  * starts reading it on `loop`. Not from the loop thread. */
 int aipc_rpc_client_new(struct aipc_loop *loop, int fd,
                         const struct aipc_protocol *protocol,
-                        const struct aipc_rpc_client_events *events,
-                        void *data, struct aipc_rpc_client **out);
+                        const struct aipc_rpc_client_events *events, void *data,
+                        struct aipc_rpc_client **out);
 
 /* Closes the connection and frees the client. No call may still be in
  * progress. Not from the loop thread. */
@@ -58,8 +58,8 @@ void aipc_rpc_client_destroy(struct aipc_rpc_client *client);
  * does not encode, -EBADMSG if the reply does not decode.
  */
 int aipc_rpc_call(struct aipc_rpc_client *client, uint16_t opcode,
-                  const void *request, void *reply,
-                  struct aipc_msg **reply_msg, int64_t timeout_ns);
+                  const void *request, void *reply, struct aipc_msg **reply_msg,
+                  int64_t timeout_ns);
 
 /* Sends the HELLO and checks the server's protocol version: -EPROTO (and
  * a clear log line) on a mismatch. */
@@ -96,8 +96,8 @@ struct aipc_session_params {
 int aipc_session_new(struct aipc_loop *loop, int fd,
                      const struct aipc_protocol *protocol,
                      const struct aipc_session_params *params,
-                     const struct aipc_session_handlers *handlers,
-                     void *data, struct aipc_session **out);
+                     const struct aipc_session_handlers *handlers, void *data,
+                     struct aipc_session **out);
 
 /* Stops reading and drops the owner's reference; the connection closes
  * once every outstanding request has been answered. Loop thread only. */

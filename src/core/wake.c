@@ -48,9 +48,9 @@ aipc_wake_wait(struct aipc_wake *w, uint32_t old, int64_t deadline_ns)
       break;
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
-    long s = syscall(SYS_futex, (uint32_t *)&w->value, FUTEX_WAIT_BITSET, old,
-                     deadline_ns >= 0 ? &ts : NULL, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
+    long s =
+        syscall(SYS_futex, (uint32_t *)&w->value, FUTEX_WAIT_BITSET, old,
+                deadline_ns >= 0 ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     if (s < 0 && errno == ETIMEDOUT) {
       r = atomic_load(&w->value) == old ? -ETIMEDOUT : 0;
       break;

@@ -127,7 +127,8 @@ encode_field(const struct aipc_field *f, const uint8_t *src, uint8_t *buf,
   memcpy(buf + *pos, &a->count, sizeof(a->count));
   *pos += sizeof(a->count);
   for (uint32_t i = 0; i < a->count; i++) {
-    const uint8_t *item = (const uint8_t *)a->items + (size_t)i * f->record->size;
+    const uint8_t *item =
+        (const uint8_t *)a->items + (size_t)i * f->record->size;
     int r = encode_fields(f->record, item, buf, cap, pos);
     if (r < 0)
       return r;
@@ -148,8 +149,8 @@ encode_fields(const struct aipc_record *rec, const uint8_t *src, uint8_t *buf,
 }
 
 int
-aipc_record_encode(const struct aipc_record *rec, const void *src,
-                   uint8_t *buf, size_t cap)
+aipc_record_encode(const struct aipc_record *rec, const void *src, uint8_t *buf,
+                   size_t cap)
 {
   size_t pos = 0;
   int r = encode_fields(rec, src, buf, cap, &pos);
@@ -251,7 +252,8 @@ aipc_array_next(const struct aipc_array *array, struct aipc_array_iter *iter,
     return false;
   size_t pos = iter->offset;
   memset(item, 0, array->record->size);
-  int r = decode_fields(array->record, array->wire, array->wire_len, &pos, item);
+  int r =
+      decode_fields(array->record, array->wire, array->wire_len, &pos, item);
   assert(r == 0);
   (void)r;
   iter->offset = (uint32_t)pos;
@@ -315,8 +317,7 @@ aipc_msg_decode(const struct aipc_protocol *p, const struct aipc_msg *msg,
   const struct aipc_msg_desc *desc = aipc_protocol_msg(p, msg->header.opcode);
   if (!desc || msg->header.nfds != desc->nfds)
     return -EBADMSG;
-  return aipc_record_decode(&desc->record, msg->payload, msg->header.size,
-                            dst);
+  return aipc_record_decode(&desc->record, msg->payload, msg->header.size, dst);
 }
 
 /* A bounded string builder for the tracer. */

@@ -117,11 +117,12 @@ struct aipc_protocol {
  * member has the wrong type a compile error.
  */
 #define AIPC_FIELD_CHECK(type, member, ctype)                                  \
-  (0 * sizeof(char[_Generic(((type *)0)->member, ctype: 1)]))
+  (0 * sizeof(char[_Generic(((type *)0)->member, ctype : 1)]))
 #define AIPC_FIELD_(type, member, ftype, ctype, lo, hi, rec)                   \
   {                                                                            \
-    #member, ftype, offsetof(type, member) + AIPC_FIELD_CHECK(type, member, ctype), \
-        lo, hi, rec                                                            \
+#member, ftype,                                                            \
+        offsetof(type, member) + AIPC_FIELD_CHECK(type, member, ctype), lo,    \
+        hi, rec                                                                \
   }
 #define AIPC_U8(type, m, lo, hi)                                               \
   AIPC_FIELD_(type, m, AIPC_FIELD_U8, uint8_t, lo, hi, NULL)
@@ -146,7 +147,7 @@ struct aipc_protocol {
 
 #define AIPC_RECORD(ctype, fieldlist)                                          \
   {                                                                            \
-    #ctype, sizeof(ctype), fieldlist, sizeof(fieldlist) / sizeof(fieldlist[0]) \
+#ctype, sizeof(ctype), fieldlist, sizeof(fieldlist) / sizeof(fieldlist[0]) \
   }
 
 /*

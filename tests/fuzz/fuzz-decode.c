@@ -36,7 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char line[512];
   aipc_msg_describe(&aipc_protocol, &h, payload, line, sizeof(line));
 
-  const struct aipc_msg_desc *desc = aipc_protocol_msg(&aipc_protocol, h.opcode);
+  const struct aipc_msg_desc *desc =
+      aipc_protocol_msg(&aipc_protocol, h.opcode);
   if (!desc)
     return 0;
   _Alignas(max_align_t) uint8_t decoded[AIPC_MSG_DECODED_MAX];

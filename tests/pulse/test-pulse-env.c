@@ -72,8 +72,8 @@ TEST(pulse_plays_an_output_stream)
                                 .channels = 2,
                                 .layout = CUBEB_LAYOUT_STEREO};
   cubeb_stream *stm;
-  CHECK_INT(cubeb_stream_init(ctx, &stm, "env-check", NULL, NULL, NULL,
-                              &params, 1200, data_cb, state_cb, NULL),
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "env-check", NULL, NULL, NULL, &params,
+                              1200, data_cb, state_cb, NULL),
             ==, CUBEB_OK);
   CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
   /* A hang is caught by the timeout; no pace is asserted here. */

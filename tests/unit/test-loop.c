@@ -135,9 +135,8 @@ note_thread(void *data)
 
 TEST(loop_calls_thread_hooks_on_its_own_thread)
 {
-  struct aipc_thread_hooks hooks = {.create = on_create,
-                                    .destroy = on_destroy,
-                                    .stack_size = 256 * 1024};
+  struct aipc_thread_hooks hooks = {
+      .create = on_create, .destroy = on_destroy, .stack_size = 256 * 1024};
   struct aipc_loop *loop;
   CHECK_INT(aipc_loop_new("hooked", &hooks, &loop), ==, 0);
   CHECK_INT(aipc_loop_invoke(loop, note_thread, NULL), ==, 0);

@@ -24,7 +24,7 @@
 
 struct test_server {
   int sock;
-  int notify;       /* write end, or -1 */
+  int notify;        /* write end, or -1 */
   int client_fds[2]; /* the parent's ends, closed in the child; or -1 */
   uint32_t max_in_flight;
   struct aipc_loop *loop;
@@ -134,8 +134,7 @@ start(struct fixture *f, uint32_t max_in_flight, bool hello)
   close(np[1]);
   f->notify = np[0];
   CHECK_INT(aipc_loop_new("test-client", NULL, &f->loop), ==, 0);
-  static const struct aipc_rpc_client_events events = {.closed =
-                                                           client_closed};
+  static const struct aipc_rpc_client_events events = {.closed = client_closed};
   CHECK_INT(aipc_rpc_client_new(f->loop, sv[0], &aipc_protocol, &events, f,
                                 &f->client),
             ==, 0);
@@ -156,8 +155,8 @@ static int
 ping(struct fixture *f, uint64_t value, uint64_t *echo, int64_t timeout_ns)
 {
   struct aipc_ping req = {.value = value}, reply = {.value = 0};
-  int r = aipc_rpc_call(f->client, AIPC_OP_PING, &req, &reply, NULL,
-                        timeout_ns);
+  int r =
+      aipc_rpc_call(f->client, AIPC_OP_PING, &req, &reply, NULL, timeout_ns);
   if (echo)
     *echo = reply.value;
   return r;
@@ -168,8 +167,8 @@ wait_held(struct fixture *f, int n)
 {
   char buf[64];
   while (n > 0) {
-    ssize_t r = read(f->notify, buf, (size_t)n < sizeof(buf) ? (size_t)n
-                                                             : sizeof(buf));
+    ssize_t r =
+        read(f->notify, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
     CHECK(r > 0);
     n -= (int)r;
   }

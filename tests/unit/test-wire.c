@@ -272,9 +272,8 @@ TEST(wire_msg_decode_checks_fd_count)
 {
   struct aipc_ping ping = {.value = 42};
   uint8_t payload[64];
-  int len =
-      aipc_record_encode(&aipc_protocol.msgs[AIPC_OP_PING].record, &ping,
-                         payload, sizeof(payload));
+  int len = aipc_record_encode(&aipc_protocol.msgs[AIPC_OP_PING].record, &ping,
+                               payload, sizeof(payload));
   CHECK(len == 8);
   struct aipc_msg_header h = {
       .size = (uint32_t)len, .opcode = AIPC_OP_PING, .serial = 1};
