@@ -75,7 +75,8 @@ struct aipc_request {
   struct aipc_session *session;
   uint16_t opcode;
   uint32_t serial;
-  struct aipc_msg *msg; /* owns the strings `body` points to */
+  struct aipc_msg *msg;      /* owns the strings `body` points to */
+  struct aipc_request *next; /* free for the handler's queues */
   _Alignas(max_align_t) uint8_t body[AIPC_MSG_DECODED_MAX];
 };
 

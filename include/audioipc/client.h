@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * audioipc client: a cubeb context whose every operation is carried to an
+ * audioipc server.
+ *
+ * The sandboxed process receives a connection fd from its embedder (see
+ * audioipc_server_new_client) and calls audioipc_client_init(). The
+ * returned context is used with the ordinary cubeb API from libcubeb
+ * (cubeb_stream_init, cubeb_stream_start, ...): those calls dispatch into
+ * this library. The library itself opens no file, creates no socket and
+ * no shared memory: everything arrives over the connection.
+ */
+#ifndef AUDIOIPC_CLIENT_H
+#define AUDIOIPC_CLIENT_H
+
+#include <cubeb/cubeb.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef AUDIOIPC_EXPORT
+#define AUDIOIPC_EXPORT __attribute__((visibility("default")))
+#endif
+
+typedef struct {
+  /* The fd from audioipc_server_new_client. Taken: the library closes it,
+   * also when initialisation fails. */
+  int server_connection;
+  /* Upper bound on callback threads; 0: one per stream. */
+  size_t pool_size;
+  /* Stack size of each thread the library starts; 0: the default. */
+  size_t stack_size;
+  /* Called on every thread the library starts, first and last thing on
+   * that thread. Either may be NULL. */
+  void (*thread_create_callback)(const char *thread_name);
+  void (*thread_destroy_callback)(void);
+} AudioIpcInitParams;
+
+/*
+ * Connects to the server and makes a cubeb context. On success writes
+ * the context to *context and returns CUBEB_OK; destroy it with
+ * cubeb_destroy(). Fails with CUBEB_ERROR_INVALID_PARAMETER for NULL
+ * arguments or a negative fd, and CUBEB_ERROR if the server cannot be
+ * reached, speaks another protocol version (logged), or cannot make a
+ * context. Any thread but the library's own callbacks.
+ *
+ * Semantics worth knowing: callbacks receive the real cubeb_stream
+ * pointer; no data callback runs after cubeb_stream_stop() returns; when
+ * the server goes away every stream's state callback gets
+ * CUBEB_STATE_ERROR once and every later call fails at once; calling the
+ * library from inside one of its callbacks returns CUBEB_ERROR.
+ */
+AUDIOIPC_EXPORT int audioipc_client_init(cubeb **context,
+                                         const char *context_name,
+                                         const AudioIpcInitParams *params);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

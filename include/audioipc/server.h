@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * audioipc server: serves cubeb to sandboxed clients.
+ *
+ * The server owns the real audio I/O, through Debian's libcubeb (any of its
+ * backends) or through the built-in virtual device ("virtual:OPTIONS", see
+ * README). Each client is one connection, made with
+ * audioipc_server_new_client(); the embedder hands the returned fd to the
+ * sandboxed process, which passes it to audioipc_client_init().
+ *
+ * Every byte and fd from a client is treated as hostile: bad requests get
+ * an error reply or the connection is dropped; the server and its other
+ * clients carry on.
+ */
+#ifndef AUDIOIPC_SERVER_H
+#define AUDIOIPC_SERVER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef AUDIOIPC_EXPORT
+#define AUDIOIPC_EXPORT __attribute__((visibility("default")))
+#endif
+
+typedef struct {
+  /* Called on every thread the server starts, first thing on that thread,
+   * with its name; and on the same thread as it ends. Either may be NULL. */
+  void (*thread_create_callback)(const char *thread_name);
+  void (*thread_destroy_callback)(void);
+} AudioIpcServerInitParams;
+
+/*
+ * Starts a server. `context_name` names the server's cubeb contexts;
+ * `backend_name` picks the backend: NULL for cubeb's default, a libcubeb
+ * backend name ("pulse", "alsa", "jack", ...), or "virtual" with options
+ * after a colon ("virtual:clock=fast,out=mix.wav"). `params` may be NULL.
+ *
+ * Each client gets a cubeb context of its own, created when it connects,
+ * so clients never share a backend thread. Set AUDIOIPC_SHARED_CONTEXT=1
+ * in the environment to make all clients share one context instead.
+ *
+ * Returns the server, or NULL if its threads could not start or the
+ * backend name is not understood (the reason is logged to stderr). Any
+ * thread; the server's own work runs on threads it starts.
+ */
+AUDIOIPC_EXPORT void *
+audioipc_server_start(const char *context_name, const char *backend_name,
+                      const AudioIpcServerInitParams *params);
+
+/*
+ * Makes a connection for a new client and returns the client's end: a
+ * close-on-exec fd that the caller owns and hands to the client process
+ * (by inheritance or SCM_RIGHTS), or -1 on failure (errno set).
+ * `shm_area_size` bounds the shared memory of each of the client's
+ * streams in bytes; 0 sizes it per stream from its parameters.
+ * Any thread.
+ */
+AUDIOIPC_EXPORT int audioipc_server_new_client(void *server,
+                                               size_t shm_area_size);
+
+/*
+ * As audioipc_server_new_client, and records `pid` as the client's
+ * process: real-time promotion requests from this client are honoured
+ * only for threads of that process.
+ */
+AUDIOIPC_EXPORT int audioipc_server_new_client_for_pid(void *server, pid_t pid,
+                                                       size_t shm_area_size);
+
+/*
+ * Disconnects every client (their calls fail, their streams get
+ * CUBEB_STATE_ERROR), destroys their streams and contexts, stops the
+ * server's threads and frees it. NULL is ignored. Not from a server
+ * thread or callback.
+ */
+AUDIOIPC_EXPORT void audioipc_server_stop(void *server);
+
+/*
+ * Test hooks for the virtual device: make every virtual-device context in
+ * this process report a device change (to each stream that registered a
+ * device-changed callback) or a device collection change (to each
+ * context registered for it). They reach the clients as events. Any
+ * thread; no effect on other backends.
+ */
+AUDIOIPC_EXPORT void audioipc_server_virtual_device_changed(void);
+AUDIOIPC_EXPORT void audioipc_server_virtual_collection_changed(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

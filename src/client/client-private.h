@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: ISC */
+/* The client's objects: a cubeb context and its streams, remoted. */
+#ifndef AIPC_CLIENT_PRIVATE_H
+#define AIPC_CLIENT_PRIVATE_H
+
+#include "cubeb-ops.h"
+#include "loop.h"
+#include "rpc.h"
+#include "shm.h"
+#include "stream-shm.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* No call waits longer than this for a server that is alive but stuck. */
+#define AIPC_CALL_TIMEOUT_NS (10 * INT64_C(1000000000))
+
+struct cubeb {
+  const struct cubeb_ops *ops; /* first, as libcubeb expects */
+  struct aipc_loop *loop;
+  struct aipc_rpc_client *rpc;
+  char *backend_id;
+  struct aipc_thread_hooks hooks;
+  size_t pool_size;
+
+  /* Changed on the loop thread only, so events can walk it unlocked;
+   * `lock` lets other threads read it. */
+  pthread_mutex_t lock;
+  struct cubeb_stream *streams;
+  size_t nstreams;
+  bool dead; /* the server is gone */
+
+  cubeb_device_collection_changed_callback collection_cb[2]; /* in, out */
+  void *collection_user[2];
+};
+
+struct cubeb_stream {
+  cubeb *context; /* first two members, as libcubeb expects */
+  void *user_ptr;
+
+  uint32_t id;
+  cubeb_data_callback data_cb;
+  cubeb_state_callback state_cb;
+  cubeb_device_changed_callback device_changed_cb;
+
+  struct aipc_shm shm;
+  struct aipc_stream_ctl *ctl;
+  void *input_area, *output_area;
+  uint32_t frames_max;
+  uint32_t out_frame_bytes;
+
+  pthread_t thread;
+  atomic_bool quit;
+  atomic_bool running;       /* the user's data callback may run */
+  struct aipc_wake in_user;  /* 1 while the data callback runs */
+  bool error_reported;       /* loop thread only */
+  struct cubeb_stream *next; /* in context->streams */
+};
+
+/* True on a thread that is running one of the user's callbacks. */
+bool aipc_client_in_callback(void);
+void aipc_client_set_in_callback(bool inside);
+
+/* Calls the server; returns a negative errno (already logged if odd). */
+int aipc_client_call(cubeb *ctx, uint16_t opcode, const void *request,
+                     void *reply, struct aipc_msg **reply_msg);
+
+/* stream.c */
+int aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
+                            cubeb_devid input_device,
+                            cubeb_stream_params *input,
+                            cubeb_devid output_device,
+                            cubeb_stream_params *output, unsigned latency,
+                            cubeb_data_callback data_cb,
+                            cubeb_state_callback state_cb, void *user_ptr);
+void aipc_client_stream_destroy(cubeb_stream *stream);
+int aipc_client_stream_start(cubeb_stream *stream);
+int aipc_client_stream_stop(cubeb_stream *stream);
+int aipc_client_stream_get_position(cubeb_stream *stream, uint64_t *position);
+int aipc_client_stream_get_latency(cubeb_stream *stream, uint32_t *latency);
+int aipc_client_stream_get_input_latency(cubeb_stream *stream,
+                                         uint32_t *latency);
+int aipc_client_stream_set_volume(cubeb_stream *stream, float volume);
+int aipc_client_stream_set_name(cubeb_stream *stream, char const *name);
+int aipc_client_stream_get_current_device(cubeb_stream *stream,
+                                          cubeb_device **const device);
+int aipc_client_stream_device_destroy(cubeb_stream *stream,
+                                      cubeb_device *device);
+int aipc_client_stream_register_device_changed(
+    cubeb_stream *stream, cubeb_device_changed_callback callback);
+/* Loop thread: a stream event arrived. */
+void aipc_client_stream_event(cubeb *ctx, const struct aipc_msg *msg);
+/* Loop thread: the server is gone. */
+void aipc_client_streams_lost(cubeb *ctx);
+
+#endif

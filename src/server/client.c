@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * One client of the server: its connection, its cubeb context, its
+ * streams and its device tokens. Requests arrive on the loop thread and
+ * run in order on the worker pool (aipc_client_handle); everything below
+ * but the session callbacks runs there, one request at a time.
+ */
+#include "server-private.h"
+
+#include "cubeb-errors.h"
+#include "log.h"
+#include "protocol.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Device collections kept alive per client, so their devids stay valid
+ * while the client may still name them by token. */
+#define COLLECTIONS_KEPT 4
+
+struct token {
+  uint64_t token;
+  cubeb_devid devid;
+  unsigned collection; /* slot in `collections` */
+};
+
+struct aipc_client {
+  struct aipc_server *server;
+  struct aipc_loop *loop;
+  struct aipc_session *session;
+  struct aipc_queue queue;
+  pid_t pid;
+  size_t shm_area_size;
+  const struct aipc_limits *limits;
+
+  /* Worker thread only (the serial queue). */
+  cubeb *ctx;
+  struct aipc_sstream **streams;
+  uint32_t nstreams;
+  uint32_t next_stream_id;
+  uint64_t shm_bytes;
+  cubeb_device_collection collections[COLLECTIONS_KEPT];
+  bool collection_used[COLLECTIONS_KEPT];
+  unsigned next_collection;
+  struct token *tokens;
+  uint32_t ntokens;
+  uint64_t next_token;
+  uint32_t collection_registered; /* device types */
+};
+
+void
+aipc_client_send_event(struct aipc_client *c, uint16_t opcode, const void *body)
+{
+  aipc_session_send_event(c->session, opcode, body, NULL, 0);
+}
+
+/* --- Validation ---------------------------------------------------------- */
+
+static int
+check_params(const struct aipc_limits *l, uint32_t format, uint32_t rate,
+             uint32_t channels, uint32_t layout, uint32_t prefs,
+             cubeb_stream_params *out)
+{
+  if (format > CUBEB_SAMPLE_FLOAT32BE)
+    return -EMEDIUMTYPE;
+  if (rate < 1000 || rate > 192000 || channels < 1 ||
+      channels > l->channels_max)
+    return -EINVAL;
+  if (layout != CUBEB_LAYOUT_UNDEFINED &&
+      (uint32_t)__builtin_popcount(layout) != channels)
+    return -EINVAL;
+  if (prefs & ~(uint32_t)0x3f)
+    return -EINVAL;
+  *out = (cubeb_stream_params){.format = (cubeb_sample_format)format,
+                               .rate = rate,
+                               .channels = channels,
+                               .layout = layout,
+                               .prefs = (cubeb_stream_prefs)prefs};
+  return 0;
+}
+
+static int
+reply_u32(struct aipc_request *req, uint32_t value)
+{
+  struct aipc_u32 reply = {.value = value};
+  aipc_request_reply(req, &reply, NULL, 0);
+  return 0;
+}
+
+static int
+reply_empty(struct aipc_request *req)
+{
+  struct aipc_empty reply = {0};
+  aipc_request_reply(req, &reply, NULL, 0);
+  return 0;
+}
+
+/* --- Devices ------------------------------------------------------------ */
+
+static void
+drop_collection(struct aipc_client *c, unsigned slot)
+{
+  if (!c->collection_used[slot])
+    return;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < c->ntokens; i++)
+    if (c->tokens[i].collection != slot)
+      c->tokens[kept++] = c->tokens[i];
+  c->ntokens = kept;
+  cubeb_device_collection_destroy(c->ctx, &c->collections[slot]);
+  c->collection_used[slot] = false;
+}
+
+static int
+resolve_token(const struct aipc_client *c, uint64_t token, cubeb_devid *out)
+{
+  if (token == 0) {
+    *out = NULL;
+    return 0;
+  }
+  for (uint32_t i = 0; i < c->ntokens; i++) {
+    if (c->tokens[i].token == token) {
+      *out = c->tokens[i].devid;
+      return 0;
+    }
+  }
+  return -ENODEV;
+}
+
+/* Backend strings longer than the wire allows are cut short. */
+static const char *
+bounded(const char *s, char *buf)
+{
+  if (!s || strlen(s) <= AIPC_NAME_MAX)
+    return s;
+  memcpy(buf, s, AIPC_NAME_MAX);
+  buf[AIPC_NAME_MAX] = '\0';
+  return buf;
+}
+
+static int
+handle_enumerate(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_enumerate_devices *q = (const void *)req->body;
+  if (q->type == 0)
+    return -EINVAL;
+  unsigned slot = c->next_collection;
+  drop_collection(c, slot);
+  cubeb_device_collection *coll = &c->collections[slot];
+  int r = aipc_errno_from_cubeb(
+      cubeb_enumerate_devices(c->ctx, (cubeb_device_type)q->type, coll));
+  if (r < 0)
+    return r;
+  c->collection_used[slot] = true;
+  c->next_collection = (slot + 1) % COLLECTIONS_KEPT;
+
+  size_t count = coll->count;
+  if (count > AIPC_DEVICES_MAX)
+    count = AIPC_DEVICES_MAX;
+  if (c->ntokens + count > c->limits->device_tokens) {
+    drop_collection(c, slot);
+    return -ENOSPC;
+  }
+  struct aipc_device *devices = calloc(count ? count : 1, sizeof(*devices));
+  char(*names)[4][AIPC_NAME_MAX + 1] =
+      calloc(count ? count : 1, sizeof(*names));
+  if (!devices || !names) {
+    free(devices);
+    free(names);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < count; i++) {
+    const cubeb_device_info *d = &coll->device[i];
+    uint64_t token = ++c->next_token;
+    c->tokens[c->ntokens++] =
+        (struct token){.token = token, .devid = d->devid, .collection = slot};
+    devices[i] = (struct aipc_device){
+        .token = token,
+        .device_id = bounded(d->device_id, names[i][0]),
+        .friendly_name = bounded(d->friendly_name, names[i][1]),
+        .group_id = bounded(d->group_id, names[i][2]),
+        .vendor_name = bounded(d->vendor_name, names[i][3]),
+        .type = d->type,
+        .state = d->state,
+        .preferred = d->preferred,
+        .format = d->format,
+        .default_format = d->default_format,
+        .max_channels = d->max_channels,
+        .default_rate = d->default_rate,
+        .max_rate = d->max_rate,
+        .min_rate = d->min_rate,
+        .latency_lo = d->latency_lo,
+        .latency_hi = d->latency_hi};
+  }
+  struct aipc_devices_reply reply = {
+      .devices = {.count = (uint32_t)count, .items = devices}};
+  aipc_request_reply(req, &reply, NULL, 0);
+  free(devices);
+  free(names);
+  return 0;
+}
+
+static void
+collection_changed(cubeb *ctx, void *user)
+{
+  (void)ctx;
+  struct aipc_client *c = user;
+  /* cubeb does not say which direction changed. */
+  struct aipc_collection_changed_event ev = {.type = CUBEB_DEVICE_TYPE_INPUT |
+                                                     CUBEB_DEVICE_TYPE_OUTPUT};
+  aipc_client_send_event(c, AIPC_OP_COLLECTION_CHANGED_EVENT, &ev);
+}
+
+static int
+handle_register_collection(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_register_collection_changed *q = (const void *)req->body;
+  if (q->type == 0)
+    return -EINVAL;
+  int r = aipc_errno_from_cubeb(cubeb_register_device_collection_changed(
+      c->ctx, (cubeb_device_type)q->type, q->enable ? collection_changed : NULL,
+      c));
+  if (r < 0)
+    return r;
+  c->collection_registered = q->enable ? q->type : 0;
+  return reply_empty(req);
+}
+
+/* --- Context ------------------------------------------------------------ */
+
+static int
+handle_context_init(struct aipc_client *c, struct aipc_request *req)
+{
+  if (c->ctx)
+    return -EALREADY;
+  int r = aipc_server_cubeb_init(c->server, &c->ctx);
+  if (r < 0)
+    return r;
+  struct aipc_context_init_reply reply = {.backend_id =
+                                              cubeb_get_backend_id(c->ctx)};
+  aipc_request_reply(req, &reply, NULL, 0);
+  return 0;
+}
+
+static int
+handle_max_channels(struct aipc_client *c, struct aipc_request *req)
+{
+  uint32_t n = 0;
+  int r = aipc_errno_from_cubeb(cubeb_get_max_channel_count(c->ctx, &n));
+  return r < 0 ? r : reply_u32(req, n);
+}
+
+static int
+handle_min_latency(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_min_latency *q = (const void *)req->body;
+  cubeb_stream_params params;
+  int r = check_params(c->limits, q->format, q->rate, q->channels, q->layout,
+                       q->prefs, &params);
+  if (r < 0)
+    return r;
+  uint32_t frames = 0;
+  r = aipc_errno_from_cubeb(cubeb_get_min_latency(c->ctx, &params, &frames));
+  return r < 0 ? r : reply_u32(req, frames);
+}
+
+static int
+handle_preferred_rate(struct aipc_client *c, struct aipc_request *req)
+{
+  uint32_t rate = 0;
+  int r = aipc_errno_from_cubeb(cubeb_get_preferred_sample_rate(c->ctx, &rate));
+  return r < 0 ? r : reply_u32(req, rate);
+}
+
+static int
+handle_ping(struct aipc_client *c, struct aipc_request *req)
+{
+  (void)c;
+  struct aipc_ping reply = *(const struct aipc_ping *)req->body;
+  aipc_request_reply(req, &reply, NULL, 0);
+  return 0;
+}
+
+/* --- Streams ------------------------------------------------------------ */
+
+static struct aipc_sstream *
+find_stream(const struct aipc_client *c, uint32_t id, uint32_t *index)
+{
+  for (uint32_t i = 0; i < c->nstreams; i++) {
+    if (aipc_sstream_id(c->streams[i]) == id) {
+      if (index)
+        *index = i;
+      return c->streams[i];
+    }
+  }
+  return NULL;
+}
+
+/* The stream a request names, or NULL (and the request answered). */
+static struct aipc_sstream *
+request_stream(struct aipc_client *c, struct aipc_request *req)
+{
+  uint32_t id;
+  memcpy(&id, req->body, sizeof(id)); /* every stream request starts so */
+  struct aipc_sstream *s = find_stream(c, id, NULL);
+  if (!s)
+    aipc_request_fail(req, -ENOENT);
+  return s;
+}
+
+static int
+handle_stream_init(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_stream_init *q = (const void *)req->body;
+  const struct aipc_limits *l = c->limits;
+  cubeb_stream_params in, out;
+  int r;
+
+  /* libcubeb asserts on a stream with no direction: refuse it here. */
+  if (!q->has_input && !q->has_output)
+    return -EINVAL;
+  if (q->has_input &&
+      (r = check_params(l, q->in_format, q->in_rate, q->in_channels,
+                        q->in_layout, q->in_prefs, &in)) < 0)
+    return r;
+  if (q->has_output &&
+      (r = check_params(l, q->out_format, q->out_rate, q->out_channels,
+                        q->out_layout, q->out_prefs, &out)) < 0)
+    return r;
+  if (q->has_input && q->has_output &&
+      (in.rate != out.rate || in.format != out.format))
+    return -EMEDIUMTYPE;
+  if (q->latency_frames < 1 || q->latency_frames > 96000)
+    return -EINVAL;
+  if (c->nstreams >= l->streams_per_client)
+    return -ENOSPC;
+
+  struct aipc_sstream_params p = {
+      .name = q->name,
+      .input = q->has_input ? &in : NULL,
+      .output = q->has_output ? &out : NULL,
+      .latency_frames = q->latency_frames,
+      .shm_max = c->shm_area_size && c->shm_area_size < l->shm_per_stream
+                     ? (uint32_t)c->shm_area_size
+                     : l->shm_per_stream,
+      .deadline_min_ns = aipc_server_deadline_min(c->server)};
+  if ((r = resolve_token(c, q->has_input ? q->input_device : 0,
+                         &p.input_device)) < 0 ||
+      (r = resolve_token(c, q->has_output ? q->output_device : 0,
+                         &p.output_device)) < 0)
+    return r;
+
+  uint32_t id = ++c->next_stream_id;
+  if (id == 0)
+    id = ++c->next_stream_id;
+  struct aipc_sstream *s;
+  r = aipc_sstream_new(c, c->ctx, id, &p, &s);
+  if (r < 0)
+    return r;
+  const struct aipc_stream_layout *layout = aipc_sstream_layout(s);
+  if (c->shm_bytes + layout->size > l->shm_per_client) {
+    aipc_sstream_destroy(s);
+    return -ENOSPC;
+  }
+  c->shm_bytes += layout->size;
+  c->streams[c->nstreams++] = s;
+
+  struct aipc_stream_init_reply reply = {.stream = id,
+                                         .shm_size = layout->size,
+                                         .frames_max = layout->frames_max,
+                                         .input_offset = layout->input_offset,
+                                         .output_offset =
+                                             layout->output_offset};
+  int fd = aipc_sstream_shm(s)->fd;
+  aipc_request_reply(req, &reply, &fd, 1);
+  return 0;
+}
+
+static void
+remove_stream(struct aipc_client *c, uint32_t index)
+{
+  struct aipc_sstream *s = c->streams[index];
+  c->streams[index] = c->streams[--c->nstreams];
+  c->shm_bytes -= aipc_sstream_layout(s)->size;
+  aipc_sstream_destroy(s);
+}
+
+static int
+handle_stream_destroy(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_stream_ref *q = (const void *)req->body;
+  uint32_t index;
+  if (!find_stream(c, q->stream, &index))
+    return -ENOENT;
+  remove_stream(c, index);
+  return reply_empty(req);
+}
+
+#define STREAM_CALL(call)                                                      \
+  do {                                                                         \
+    struct aipc_sstream *s = request_stream(c, req);                           \
+    if (!s)                                                                    \
+      return 0;                                                                \
+    cubeb_stream *stm = aipc_sstream_backend(s);                               \
+    int r = aipc_errno_from_cubeb(call);                                       \
+    if (r < 0)                                                                 \
+      return r;                                                                \
+  } while (0)
+
+static int
+handle_stream_start(struct aipc_client *c, struct aipc_request *req)
+{
+  STREAM_CALL(cubeb_stream_start(stm));
+  return reply_empty(req);
+}
+
+static int
+handle_stream_stop(struct aipc_client *c, struct aipc_request *req)
+{
+  STREAM_CALL(cubeb_stream_stop(stm));
+  return reply_empty(req);
+}
+
+static int
+handle_get_position(struct aipc_client *c, struct aipc_request *req)
+{
+  uint64_t position = 0;
+  STREAM_CALL(cubeb_stream_get_position(stm, &position));
+  struct aipc_u64 reply = {.value = position & INT64_MAX};
+  aipc_request_reply(req, &reply, NULL, 0);
+  return 0;
+}
+
+static int
+handle_get_latency(struct aipc_client *c, struct aipc_request *req)
+{
+  uint32_t latency = 0;
+  STREAM_CALL(cubeb_stream_get_latency(stm, &latency));
+  return reply_u32(req, latency);
+}
+
+static int
+handle_get_input_latency(struct aipc_client *c, struct aipc_request *req)
+{
+  uint32_t latency = 0;
+  STREAM_CALL(cubeb_stream_get_input_latency(stm, &latency));
+  return reply_u32(req, latency);
+}
+
+static int
+handle_set_volume(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_stream_volume *q = (const void *)req->body;
+  STREAM_CALL(cubeb_stream_set_volume(stm, q->volume));
+  return reply_empty(req);
+}
+
+static int
+handle_set_name(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_stream_name *q = (const void *)req->body;
+  STREAM_CALL(cubeb_stream_set_name(stm, q->name));
+  return reply_empty(req);
+}
+
+static int
+handle_current_device(struct aipc_client *c, struct aipc_request *req)
+{
+  struct aipc_sstream *s = request_stream(c, req);
+  if (!s)
+    return 0;
+  cubeb_stream *stm = aipc_sstream_backend(s);
+  cubeb_device *dev = NULL;
+  int r = aipc_errno_from_cubeb(cubeb_stream_get_current_device(stm, &dev));
+  if (r < 0)
+    return r;
+  char out_buf[AIPC_NAME_MAX + 1], in_buf[AIPC_NAME_MAX + 1];
+  struct aipc_current_device_reply reply = {
+      .output_name = dev ? bounded(dev->output_name, out_buf) : NULL,
+      .input_name = dev ? bounded(dev->input_name, in_buf) : NULL};
+  aipc_request_reply(req, &reply, NULL, 0);
+  if (dev)
+    cubeb_stream_device_destroy(stm, dev);
+  return 0;
+}
+
+static int
+handle_register_device_changed(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_stream_register *q = (const void *)req->body;
+  struct aipc_sstream *s = request_stream(c, req);
+  if (!s)
+    return 0;
+  int r = aipc_sstream_register_device_changed(s, q->enable != 0);
+  return r < 0 ? r : reply_empty(req);
+}
+
+/* --- Dispatch ----------------------------------------------------------- */
+
+typedef int (*handler_fn)(struct aipc_client *c, struct aipc_request *req);
+
+/* Indexed by opcode. The session has checked everything the table says
+ * (opcode, fds, field bounds) before a request gets here. */
+static const handler_fn handlers[AIPC_OP_COUNT] = {
+    [AIPC_OP_PING] = handle_ping,
+    [AIPC_OP_CONTEXT_INIT] = handle_context_init,
+    [AIPC_OP_GET_MAX_CHANNEL_COUNT] = handle_max_channels,
+    [AIPC_OP_GET_MIN_LATENCY] = handle_min_latency,
+    [AIPC_OP_GET_PREFERRED_SAMPLE_RATE] = handle_preferred_rate,
+    [AIPC_OP_ENUMERATE_DEVICES] = handle_enumerate,
+    [AIPC_OP_REGISTER_COLLECTION_CHANGED] = handle_register_collection,
+    [AIPC_OP_STREAM_INIT] = handle_stream_init,
+    [AIPC_OP_STREAM_DESTROY] = handle_stream_destroy,
+    [AIPC_OP_STREAM_START] = handle_stream_start,
+    [AIPC_OP_STREAM_STOP] = handle_stream_stop,
+    [AIPC_OP_STREAM_GET_POSITION] = handle_get_position,
+    [AIPC_OP_STREAM_GET_LATENCY] = handle_get_latency,
+    [AIPC_OP_STREAM_GET_INPUT_LATENCY] = handle_get_input_latency,
+    [AIPC_OP_STREAM_SET_VOLUME] = handle_set_volume,
+    [AIPC_OP_STREAM_SET_NAME] = handle_set_name,
+    [AIPC_OP_STREAM_GET_CURRENT_DEVICE] = handle_current_device,
+    [AIPC_OP_STREAM_REGISTER_DEVICE_CHANGED] = handle_register_device_changed,
+};
+
+void
+aipc_client_handle(struct aipc_client *c, struct aipc_request *req)
+{
+  handler_fn fn = req->opcode < AIPC_OP_COUNT ? handlers[req->opcode] : NULL;
+  int r;
+  if (!fn)
+    r = -EOPNOTSUPP;
+  else if (!c->ctx && req->opcode != AIPC_OP_CONTEXT_INIT &&
+           req->opcode != AIPC_OP_PING)
+    r = -ENOTCONN; /* CONTEXT_INIT comes first */
+  else
+    r = fn(c, req);
+  if (r < 0)
+    aipc_request_fail(req, r);
+}
+
+/* --- Lifetime ----------------------------------------------------------- */
+
+static void
+session_request(void *data, struct aipc_request *req)
+{
+  struct aipc_client *c = data;
+  aipc_server_enqueue(c->server, &c->queue, req);
+}
+
+static void
+session_closed(void *data, int error)
+{
+  struct aipc_client *c = data;
+  (void)error;
+  aipc_server_close_queue(c->server, &c->queue);
+}
+
+int
+aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
+                pid_t pid, size_t shm_area_size, struct aipc_client **out)
+{
+  const struct aipc_limits *l = aipc_server_limits(server);
+  struct aipc_client *c = calloc(1, sizeof(*c));
+  if (c) {
+    c->streams = calloc(l->streams_per_client, sizeof(*c->streams));
+    c->tokens = calloc(l->device_tokens, sizeof(*c->tokens));
+  }
+  if (!c || !c->streams || !c->tokens) {
+    if (c) {
+      free(c->streams);
+      free(c->tokens);
+    }
+    free(c);
+    close(fd);
+    return -ENOMEM;
+  }
+  c->server = server;
+  c->loop = loop;
+  c->pid = pid;
+  c->shm_area_size = shm_area_size;
+  c->limits = l;
+  c->queue.tail = &c->queue.head;
+  c->queue.client = c;
+
+  static const struct aipc_session_handlers session_handlers = {
+      .request = session_request, .closed = session_closed};
+  struct aipc_session_params params = {.max_in_flight = l->requests_in_flight};
+  int r = aipc_session_new(loop, fd, &aipc_protocol, &params, &session_handlers,
+                           c, &c->session);
+  if (r < 0) {
+    free(c->streams);
+    free(c->tokens);
+    free(c);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+void
+aipc_client_disconnect(struct aipc_client *c)
+{
+  aipc_session_close(c->session, -ESHUTDOWN);
+}
+
+static void
+client_free(void *data)
+{
+  struct aipc_client *c = data;
+  aipc_session_destroy(c->session);
+  aipc_server_client_gone(c->server, c);
+  free(c->streams);
+  free(c->tokens);
+  free(c);
+}
+
+void
+aipc_client_teardown(struct aipc_client *c)
+{
+  while (c->nstreams)
+    remove_stream(c, c->nstreams - 1);
+  if (c->ctx) {
+    for (unsigned i = 0; i < COLLECTIONS_KEPT; i++)
+      drop_collection(c, i);
+    if (c->collection_registered)
+      cubeb_register_device_collection_changed(
+          c->ctx, (cubeb_device_type)c->collection_registered, NULL, NULL);
+    aipc_server_cubeb_release(c->server, c->ctx);
+    c->ctx = NULL;
+  }
+  /* The session belongs to the loop thread. */
+  if (aipc_loop_post(c->loop, client_free, c) < 0)
+    client_free(c);
+}

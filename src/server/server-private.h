@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: ISC */
+/* The server's internal objects, shared by its files. */
+#ifndef AIPC_SERVER_PRIVATE_H
+#define AIPC_SERVER_PRIVATE_H
+
+#include "loop.h"
+#include "rpc.h"
+#include "shm.h"
+#include "stream-shm.h"
+
+#include <cubeb/cubeb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Limits on what one client may ask for. */
+struct aipc_limits {
+  uint32_t streams_per_client;
+  uint32_t shm_per_stream; /* bytes */
+  uint64_t shm_per_client; /* bytes */
+  uint32_t device_tokens;  /* devices remembered per client */
+  uint32_t requests_in_flight;
+  uint32_t channels_max;
+};
+
+struct aipc_server;
+struct aipc_client;
+struct aipc_sstream;
+
+/* A client's serial queue: its requests run in order, one at a time, on
+ * the server's worker pool. Guarded by the server's queue lock. */
+struct aipc_queue {
+  struct aipc_request *head, **tail;
+  bool scheduled; /* on the runnable list, or running */
+  bool closing;   /* tear the client down once the queue is empty */
+  struct aipc_queue *next_runnable;
+  struct aipc_client *client;
+};
+
+/* A client that does not answer a request in time gets silence; the
+ * deadline is the request's own duration, but never less than this. On a
+ * virtual device with a fast clock, time means nothing to the backend and
+ * a generous bound keeps results deterministic on a loaded machine. */
+#define AIPC_DEADLINE_MIN_NS (10 * 1000 * 1000)
+#define AIPC_DEADLINE_FAST_CLOCK_NS (1000 * 1000 * 1000)
+
+/* --- server.c ---------------------------------------------------------- */
+
+/* Makes a cubeb context on the server's backend (or hands out the shared
+ * one), and gives it back. */
+int aipc_server_cubeb_init(struct aipc_server *server, cubeb **ctx);
+void aipc_server_cubeb_release(struct aipc_server *server, cubeb *ctx);
+/* Queues a request on a client's serial queue. Loop thread. */
+void aipc_server_enqueue(struct aipc_server *server, struct aipc_queue *queue,
+                         struct aipc_request *req);
+/* Asks for the client's teardown after its queued requests. Loop thread. */
+void aipc_server_close_queue(struct aipc_server *server,
+                             struct aipc_queue *queue);
+const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
+int64_t aipc_server_deadline_min(const struct aipc_server *server);
+/* Called by a client once it is fully torn down. */
+void aipc_server_client_gone(struct aipc_server *server,
+                             struct aipc_client *client);
+
+/* --- client.c ---------------------------------------------------------- */
+
+/* Loop thread. Takes fd. */
+int aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
+                    pid_t pid, size_t shm_area_size, struct aipc_client **out);
+/* Worker thread: handles one request (answering it). */
+void aipc_client_handle(struct aipc_client *client, struct aipc_request *req);
+/* Worker thread: destroys the client's streams and context, then frees it
+ * (on the loop thread) and tells the server. */
+void aipc_client_teardown(struct aipc_client *client);
+/* Loop thread: ends the connection (server stop). */
+void aipc_client_disconnect(struct aipc_client *client);
+/* Sends an event to the client; any thread. */
+void aipc_client_send_event(struct aipc_client *client, uint16_t opcode,
+                            const void *body);
+
+/* --- stream.c ---------------------------------------------------------- */
+
+struct aipc_sstream_params {
+  const char *name;
+  cubeb_devid input_device, output_device;
+  cubeb_stream_params *input, *output; /* NULL for an absent direction */
+  uint32_t latency_frames;
+  uint32_t shm_max; /* bytes; 0: no bound but the server's */
+  int64_t deadline_min_ns;
+};
+
+/* Worker thread. Creates the shared memory and the backend stream. */
+int aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
+                     const struct aipc_sstream_params *params,
+                     struct aipc_sstream **out);
+void aipc_sstream_destroy(struct aipc_sstream *stream);
+uint32_t aipc_sstream_id(const struct aipc_sstream *stream);
+cubeb_stream *aipc_sstream_backend(const struct aipc_sstream *stream);
+const struct aipc_shm *aipc_sstream_shm(const struct aipc_sstream *stream);
+const struct aipc_stream_layout *
+aipc_sstream_layout(const struct aipc_sstream *stream);
+int aipc_sstream_register_device_changed(struct aipc_sstream *stream,
+                                         bool enable);
+/* Callbacks served and deadlines missed so far. */
+void aipc_sstream_stats(const struct aipc_sstream *stream, uint64_t *callbacks,
+                        uint64_t *misses);
+
+#endif

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The server: the public API, one event-loop thread doing the socket I/O
+ * of every client, and a small worker pool that runs each client's
+ * requests in order on that client's serial queue, so a slow libcubeb
+ * call from one client never delays another client.
+ */
+#include "audioipc/server.h"
+
+#include "log.h"
+#include "server-private.h"
+#include "virtual.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WORKERS 4
+
+struct aipc_server {
+  char *context_name;
+  char *backend;         /* libcubeb backend name, or NULL for the default */
+  char *virtual_options; /* set when the backend is the virtual device */
+  cubeb *shared_ctx;     /* with AUDIOIPC_SHARED_CONTEXT=1 */
+  struct aipc_limits limits;
+  int64_t deadline_min_ns;
+  struct aipc_thread_hooks hooks;
+  struct aipc_loop *loop;
+  pthread_t workers[WORKERS];
+
+  pthread_mutex_t lock; /* guards everything below and every queue */
+  pthread_cond_t work;  /* a queue became runnable, or quit */
+  pthread_cond_t gone;  /* a client finished its teardown */
+  struct aipc_queue *runnable, **runnable_tail;
+  struct aipc_client **clients;
+  size_t nclients, clients_cap;
+  bool quit;
+};
+
+static const struct aipc_limits default_limits = {
+    .streams_per_client = 64,
+    .shm_per_stream = 16 << 20,
+    .shm_per_client = 64 << 20,
+    .device_tokens = 1024,
+    .requests_in_flight = 64,
+    .channels_max = 8,
+};
+
+const struct aipc_limits *
+aipc_server_limits(const struct aipc_server *server)
+{
+  return &server->limits;
+}
+
+int64_t
+aipc_server_deadline_min(const struct aipc_server *server)
+{
+  return server->deadline_min_ns;
+}
+
+static int
+backend_init(struct aipc_server *server, cubeb **ctx)
+{
+  if (server->virtual_options)
+    return aipc_virtual_init(ctx, server->context_name,
+                             server->virtual_options);
+  return cubeb_init(ctx, server->context_name, server->backend);
+}
+
+int
+aipc_server_cubeb_init(struct aipc_server *server, cubeb **ctx)
+{
+  if (server->shared_ctx) {
+    *ctx = server->shared_ctx;
+    return 0;
+  }
+  int r = backend_init(server, ctx);
+  if (r != CUBEB_OK) {
+    aipc_warn("cannot make a cubeb context on backend %s (error %d)",
+              server->backend ? server->backend : "(default)", r);
+    return -EIO;
+  }
+  return 0;
+}
+
+void
+aipc_server_cubeb_release(struct aipc_server *server, cubeb *ctx)
+{
+  if (ctx != server->shared_ctx)
+    cubeb_destroy(ctx);
+}
+
+/* --- Worker pool -------------------------------------------------------- */
+
+/* Called with the lock held. */
+static void
+make_runnable(struct aipc_server *server, struct aipc_queue *q)
+{
+  q->next_runnable = NULL;
+  *server->runnable_tail = q;
+  server->runnable_tail = &q->next_runnable;
+  pthread_cond_signal(&server->work);
+}
+
+void
+aipc_server_enqueue(struct aipc_server *server, struct aipc_queue *q,
+                    struct aipc_request *req)
+{
+  req->next = NULL;
+  pthread_mutex_lock(&server->lock);
+  *q->tail = req;
+  q->tail = &req->next;
+  if (!q->scheduled) {
+    q->scheduled = true;
+    make_runnable(server, q);
+  }
+  pthread_mutex_unlock(&server->lock);
+}
+
+void
+aipc_server_close_queue(struct aipc_server *server, struct aipc_queue *q)
+{
+  pthread_mutex_lock(&server->lock);
+  q->closing = true;
+  if (!q->scheduled) {
+    q->scheduled = true;
+    make_runnable(server, q);
+  }
+  pthread_mutex_unlock(&server->lock);
+}
+
+static void
+worker_main(void *data)
+{
+  struct aipc_server *server = data;
+  pthread_mutex_lock(&server->lock);
+  while (!server->quit) {
+    struct aipc_queue *q = server->runnable;
+    if (!q) {
+      pthread_cond_wait(&server->work, &server->lock);
+      continue;
+    }
+    server->runnable = q->next_runnable;
+    if (!server->runnable)
+      server->runnable_tail = &server->runnable;
+
+    struct aipc_request *req = q->head;
+    if (req) {
+      q->head = req->next;
+      if (!q->head)
+        q->tail = &q->head;
+    } else if (q->closing) {
+      /* Nothing left to answer: the client goes. */
+      pthread_mutex_unlock(&server->lock);
+      aipc_client_teardown(q->client);
+      pthread_mutex_lock(&server->lock);
+      continue;
+    }
+    pthread_mutex_unlock(&server->lock);
+    if (req)
+      aipc_client_handle(q->client, req);
+    pthread_mutex_lock(&server->lock);
+    /* Back of the line, so one busy client cannot starve the others. */
+    if (q->head || q->closing)
+      make_runnable(server, q);
+    else
+      q->scheduled = false;
+  }
+  pthread_mutex_unlock(&server->lock);
+}
+
+/* --- Clients ------------------------------------------------------------ */
+
+struct new_client {
+  struct aipc_server *server;
+  int fd;
+  pid_t pid;
+  size_t shm_area_size;
+  int result;
+};
+
+static void
+add_client(void *data)
+{
+  struct new_client *nc = data;
+  struct aipc_server *server = nc->server;
+  pthread_mutex_lock(&server->lock);
+  if (server->nclients == server->clients_cap) {
+    size_t cap = server->clients_cap ? server->clients_cap * 2 : 16;
+    struct aipc_client **grown = realloc(server->clients, cap * sizeof(*grown));
+    if (!grown) {
+      pthread_mutex_unlock(&server->lock);
+      close(nc->fd);
+      nc->result = -ENOMEM;
+      return;
+    }
+    server->clients = grown;
+    server->clients_cap = cap;
+  }
+  pthread_mutex_unlock(&server->lock);
+
+  struct aipc_client *client;
+  nc->result = aipc_client_new(server, server->loop, nc->fd, nc->pid,
+                               nc->shm_area_size, &client);
+  if (nc->result < 0)
+    return;
+  pthread_mutex_lock(&server->lock);
+  server->clients[server->nclients++] = client;
+  pthread_mutex_unlock(&server->lock);
+}
+
+void
+aipc_server_client_gone(struct aipc_server *server, struct aipc_client *client)
+{
+  pthread_mutex_lock(&server->lock);
+  for (size_t i = 0; i < server->nclients; i++) {
+    if (server->clients[i] == client) {
+      server->clients[i] = server->clients[--server->nclients];
+      break;
+    }
+  }
+  pthread_cond_broadcast(&server->gone);
+  pthread_mutex_unlock(&server->lock);
+}
+
+static int
+new_client(void *handle, pid_t pid, size_t shm_area_size)
+{
+  struct aipc_server *server = handle;
+  if (!server) {
+    errno = EINVAL;
+    return -1;
+  }
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return -1;
+  struct new_client nc = {.server = server,
+                          .fd = sv[0],
+                          .pid = pid,
+                          .shm_area_size = shm_area_size};
+  int r = aipc_loop_invoke(server->loop, add_client, &nc);
+  if (r == 0)
+    r = nc.result;
+  else
+    close(sv[0]);
+  if (r < 0) {
+    close(sv[1]);
+    errno = -r;
+    return -1;
+  }
+  return sv[1];
+}
+
+int
+audioipc_server_new_client(void *server, size_t shm_area_size)
+{
+  return new_client(server, 0, shm_area_size);
+}
+
+int
+audioipc_server_new_client_for_pid(void *server, pid_t pid,
+                                   size_t shm_area_size)
+{
+  return new_client(server, pid, shm_area_size);
+}
+
+/* --- Start and stop ----------------------------------------------------- */
+
+static void
+server_free(struct aipc_server *server)
+{
+  if (server->shared_ctx)
+    cubeb_destroy(server->shared_ctx);
+  free(server->clients);
+  free(server->context_name);
+  free(server->backend);
+  free(server->virtual_options);
+  pthread_cond_destroy(&server->gone);
+  pthread_cond_destroy(&server->work);
+  pthread_mutex_destroy(&server->lock);
+  free(server);
+}
+
+static void
+stop_workers(struct aipc_server *server, unsigned started)
+{
+  pthread_mutex_lock(&server->lock);
+  server->quit = true;
+  pthread_cond_broadcast(&server->work);
+  pthread_mutex_unlock(&server->lock);
+  for (unsigned i = 0; i < started; i++)
+    pthread_join(server->workers[i], NULL);
+}
+
+void *
+audioipc_server_start(const char *context_name, const char *backend_name,
+                      const AudioIpcServerInitParams *params)
+{
+  struct aipc_server *server = calloc(1, sizeof(*server));
+  if (!server)
+    return NULL;
+  pthread_mutex_init(&server->lock, NULL);
+  pthread_cond_init(&server->work, NULL);
+  pthread_cond_init(&server->gone, NULL);
+  server->runnable_tail = &server->runnable;
+  server->limits = default_limits;
+  server->context_name = strdup(context_name ? context_name : "audioipc");
+  if (backend_name && strncmp(backend_name, "virtual", 7) == 0 &&
+      (backend_name[7] == '\0' || backend_name[7] == ':'))
+    server->virtual_options =
+        strdup(backend_name[7] == ':' ? backend_name + 8 : "");
+  else if (backend_name)
+    server->backend = strdup(backend_name);
+  server->deadline_min_ns =
+      server->virtual_options && strstr(server->virtual_options, "clock=fast")
+          ? AIPC_DEADLINE_FAST_CLOCK_NS
+          : AIPC_DEADLINE_MIN_NS;
+  if (params) {
+    server->hooks.create = params->thread_create_callback;
+    server->hooks.destroy = params->thread_destroy_callback;
+  }
+
+  /* Check the backend now, so a bad name fails here and not per client. */
+  cubeb *probe;
+  if (backend_init(server, &probe) != CUBEB_OK) {
+    aipc_error("backend %s is not available",
+               backend_name ? backend_name : "(default)");
+    server_free(server);
+    return NULL;
+  }
+  const char *shared = getenv("AUDIOIPC_SHARED_CONTEXT");
+  if (shared && strcmp(shared, "1") == 0)
+    server->shared_ctx = probe;
+  else
+    cubeb_destroy(probe);
+
+  if (aipc_loop_new("aipc-server", &server->hooks, &server->loop) < 0) {
+    server_free(server);
+    return NULL;
+  }
+  for (unsigned i = 0; i < WORKERS; i++) {
+    if (aipc_thread_start(&server->workers[i], "aipc-worker", &server->hooks,
+                          worker_main, server) < 0) {
+      stop_workers(server, i);
+      aipc_loop_destroy(server->loop);
+      server_free(server);
+      return NULL;
+    }
+  }
+  return server;
+}
+
+static void
+disconnect_all(void *data)
+{
+  struct aipc_server *server = data;
+  pthread_mutex_lock(&server->lock);
+  size_t n = server->nclients;
+  struct aipc_client **snapshot = malloc((n ? n : 1) * sizeof(*snapshot));
+  if (snapshot && n)
+    memcpy(snapshot, server->clients, n * sizeof(*snapshot));
+  pthread_mutex_unlock(&server->lock);
+  /* Clients only leave the list on this thread, so the snapshot holds. */
+  for (size_t i = 0; snapshot && i < n; i++)
+    aipc_client_disconnect(snapshot[i]);
+  free(snapshot);
+}
+
+void
+audioipc_server_stop(void *handle)
+{
+  struct aipc_server *server = handle;
+  if (!server)
+    return;
+  aipc_loop_invoke(server->loop, disconnect_all, server);
+  pthread_mutex_lock(&server->lock);
+  while (server->nclients)
+    pthread_cond_wait(&server->gone, &server->lock);
+  pthread_mutex_unlock(&server->lock);
+  stop_workers(server, WORKERS);
+  aipc_loop_destroy(server->loop);
+  server_free(server);
+}
+
+void
+audioipc_server_virtual_device_changed(void)
+{
+  aipc_virtual_trigger_device_changed();
+}
+
+void
+audioipc_server_virtual_collection_changed(void)
+{
+  aipc_virtual_trigger_collection_changed(CUBEB_DEVICE_TYPE_INPUT |
+                                          CUBEB_DEVICE_TYPE_OUTPUT);
+}

@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The remoted cubeb API end to end: a server on the virtual device in the
+ * test process, clients in forked children calling libcubeb's public
+ * functions on the context from audioipc_client_init.
+ */
+#include "harness.h"
+#include "virtual.h"
+#include "wav.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RATE 48000
+#define FAST "virtual:clock=fast,rate=48000,channels=2,period=128,out=%s"
+
+/* State callbacks land here; the child waits on it. */
+struct watch {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int states[4];
+};
+
+static void
+watch_init(struct watch *w)
+{
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  memset(w->states, 0, sizeof(w->states));
+}
+
+static void
+watch_state(struct watch *w, cubeb_state state)
+{
+  pthread_mutex_lock(&w->lock);
+  w->states[state]++;
+  pthread_cond_broadcast(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* Waits until `state` was reported at least once (the runner's timeout
+ * catches a hang). */
+static void
+watch_wait(struct watch *w, cubeb_state state)
+{
+  pthread_mutex_lock(&w->lock);
+  while (w->states[state] == 0)
+    pthread_cond_wait(&w->cond, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+}
+
+static int
+watch_count(struct watch *w, cubeb_state state)
+{
+  pthread_mutex_lock(&w->lock);
+  int n = w->states[state];
+  pthread_mutex_unlock(&w->lock);
+  return n;
+}
+
+/* --- Output, bit-exact ---------------------------------------------------- */
+
+#define PLAY_FRAMES (RATE + 77) /* not a multiple of the period */
+
+struct player {
+  struct watch watch;
+  uint64_t frame;
+  uint64_t total;
+  cubeb_stream *stream;
+  int bad_stream_ptr;
+};
+
+static long
+play_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  struct player *p = user;
+  (void)in;
+  if (stm != p->stream || cubeb_stream_user_ptr(stm) != p)
+    p->bad_stream_ptr++;
+  float *samples = out;
+  long i = 0;
+  for (; i < n && p->frame < p->total; i++, p->frame++)
+    for (uint32_t ch = 0; ch < 2; ch++)
+      samples[i * 2 + ch] = e2e_sample(p->frame, ch);
+  return i; /* fewer than n: drained */
+}
+
+static void
+player_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  watch_state(&((struct player *)user)->watch, state);
+}
+
+static void
+play_known_sequence(cubeb *ctx, void *arg)
+{
+  (void)arg;
+  struct player p = {.total = PLAY_FRAMES};
+  watch_init(&p.watch);
+  cubeb_stream_params params = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                                .rate = RATE,
+                                .channels = 2,
+                                .layout = CUBEB_LAYOUT_STEREO};
+  CHECK_INT(cubeb_stream_init(ctx, &p.stream, "known", NULL, NULL, NULL,
+                              &params, 256, play_cb, player_state, &p),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(p.stream), ==, CUBEB_OK);
+  watch_wait(&p.watch, CUBEB_STATE_DRAINED);
+  CHECK_INT(watch_count(&p.watch, CUBEB_STATE_STARTED), ==, 1);
+  CHECK_INT(watch_count(&p.watch, CUBEB_STATE_DRAINED), ==, 1);
+  CHECK_INT(p.bad_stream_ptr, ==, 0);
+  uint64_t position = 0;
+  CHECK_INT(cubeb_stream_get_position(p.stream, &position), ==, CUBEB_OK);
+  CHECK_INT(position, ==, PLAY_FRAMES);
+  CHECK_INT(cubeb_stream_stop(p.stream), ==, CUBEB_OK);
+  cubeb_stream_destroy(p.stream);
+}
+
+TEST(e2e_output_reaches_the_wav_bit_exact)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  test_wait_ok(e2e_spawn(&e, play_known_sequence, NULL));
+  e2e_stop_server(&e);
+
+  struct aipc_wav_data wav;
+  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  CHECK_INT(wav.channels, ==, 2);
+  CHECK_INT(wav.rate, ==, RATE);
+  CHECK(wav.frames >= PLAY_FRAMES);
+  uint64_t wrong = 0;
+  for (uint64_t f = 0; f < wav.frames; f++)
+    for (uint32_t ch = 0; ch < 2; ch++) {
+      float want = f < PLAY_FRAMES ? e2e_sample(f, ch) : 0.0f;
+      wrong += wav.samples[f * 2 + ch] != want;
+    }
+  CHECK_INT(wrong, ==, 0);
+  aipc_wav_data_clear(&wav);
+  e2e_finish(&e);
+}
+
+/* --- Duplex: the virtual input reaches the callback unchanged ------------- */
+
+struct duplex {
+  struct watch watch;
+  uint64_t frame;
+  uint64_t mismatches;
+  double max_error;
+};
+
+static long
+duplex_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  struct duplex *d = user;
+  const float *input = in;
+  float *output = out;
+  for (long i = 0; i < n; i++, d->frame++) {
+    double want =
+        0.5 * sin(2.0 * M_PI * 440.0 * (double)d->frame / (double)RATE);
+    double err = fabs((double)input[i] - want);
+    if (err > d->max_error)
+      d->max_error = err;
+    if (err > 1e-4)
+      d->mismatches++;
+    output[2 * i] = output[2 * i + 1] = input[i];
+  }
+  return d->frame >= RATE / 10 ? 0 : n;
+}
+
+static void
+duplex_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  watch_state(&((struct duplex *)user)->watch, state);
+}
+
+static void
+run_duplex(cubeb *ctx, void *arg)
+{
+  (void)arg;
+  struct duplex d = {.frame = 0};
+  watch_init(&d.watch);
+  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                            .rate = RATE,
+                            .channels = 1,
+                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "duplex", NULL, &in, NULL, &out, 128,
+                              duplex_cb, duplex_state, &d),
+            ==, CUBEB_OK);
+  uint32_t latency = 0;
+  CHECK_INT(cubeb_stream_get_input_latency(stm, &latency), ==, CUBEB_OK);
+  CHECK(latency > 0);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  watch_wait(&d.watch, CUBEB_STATE_DRAINED);
+  cubeb_stream_destroy(stm);
+  if (d.mismatches)
+    test_fail(__FILE__, __LINE__, "%llu input samples off (max error %g)",
+              (unsigned long long)d.mismatches, d.max_error);
+  CHECK(d.frame >= RATE / 10);
+}
+
+TEST(e2e_duplex_input_reaches_the_callback)
+{
+  struct e2e e;
+  e2e_start(&e, "virtual:clock=fast,in=sine:440,out=%s");
+  test_wait_ok(e2e_spawn(&e, run_duplex, NULL));
+  e2e_finish(&e);
+}
+
+/* --- Every operation ----------------------------------------------------- */
+
+/* The child asks the parent (which runs the server) to fire virtual
+ * device events by writing a byte: 'c' collection, 'd' device. */
+struct ops_sync {
+  int request[2];
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int collection_changes, device_changes;
+};
+
+static struct ops_sync *sync_of_child;
+
+static void
+collection_changed(cubeb *ctx, void *user)
+{
+  (void)ctx;
+  struct ops_sync *s = user;
+  pthread_mutex_lock(&s->lock);
+  s->collection_changes++;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void
+device_changed(void *user)
+{
+  (void)user;
+  struct ops_sync *s = sync_of_child;
+  pthread_mutex_lock(&s->lock);
+  s->device_changes++;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void
+ask_parent_and_wait(struct ops_sync *s, char what, int *counter)
+{
+  CHECK(write(s->request[1], &what, 1) == 1);
+  pthread_mutex_lock(&s->lock);
+  while (*counter == 0)
+    pthread_cond_wait(&s->cond, &s->lock);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static long
+silence_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  (void)user;
+  (void)in;
+  if (out)
+    memset(out, 0, (size_t)n * 2 * sizeof(float));
+  return n;
+}
+
+static void
+ignore_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  (void)user;
+  (void)state;
+}
+
+static const cubeb_device_info *
+find_device(const cubeb_device_collection *c, const char *id)
+{
+  for (size_t i = 0; i < c->count; i++)
+    if (c->device[i].device_id && strcmp(c->device[i].device_id, id) == 0)
+      return &c->device[i];
+  return NULL;
+}
+
+static void
+call_every_operation(cubeb *ctx, void *arg)
+{
+  struct ops_sync *s = arg;
+  sync_of_child = s;
+  CHECK(strcmp(cubeb_get_backend_id(ctx), "virtual") == 0);
+  uint32_t value = 0;
+  CHECK_INT(cubeb_get_max_channel_count(ctx, &value), ==, CUBEB_OK);
+  CHECK_INT(value, ==, 2);
+  CHECK_INT(cubeb_get_preferred_sample_rate(ctx, &value), ==, CUBEB_OK);
+  CHECK_INT(value, ==, RATE);
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                            .rate = RATE,
+                            .channels = 1,
+                            .layout = CUBEB_LAYOUT_MONO};
+  CHECK_INT(cubeb_get_min_latency(ctx, &out, &value), ==, CUBEB_OK);
+  CHECK_INT(value, ==, 128);
+
+  cubeb_device_collection outs, ins;
+  CHECK_INT(cubeb_enumerate_devices(ctx, CUBEB_DEVICE_TYPE_OUTPUT, &outs), ==,
+            CUBEB_OK);
+  CHECK_INT(cubeb_enumerate_devices(ctx, CUBEB_DEVICE_TYPE_INPUT, &ins), ==,
+            CUBEB_OK);
+  const cubeb_device_info *out_dev = find_device(&outs, "virtual-out");
+  const cubeb_device_info *in_dev = find_device(&ins, "virtual-in");
+  CHECK(out_dev && out_dev->type == CUBEB_DEVICE_TYPE_OUTPUT);
+  CHECK(in_dev && in_dev->type == CUBEB_DEVICE_TYPE_INPUT);
+  CHECK(out_dev->devid != NULL && out_dev->max_channels == 2);
+
+  CHECK_INT(cubeb_register_device_collection_changed(
+                ctx, CUBEB_DEVICE_TYPE_OUTPUT, collection_changed, s),
+            ==, CUBEB_OK);
+  ask_parent_and_wait(s, 'c', &s->collection_changes);
+  CHECK_INT(cubeb_register_device_collection_changed(
+                ctx, CUBEB_DEVICE_TYPE_OUTPUT, NULL, NULL),
+            ==, CUBEB_OK);
+
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "bogus", NULL, NULL,
+                              (cubeb_devid)(uintptr_t)0x5eed, &out, 256,
+                              silence_cb, ignore_state, NULL),
+            ==, CUBEB_ERROR_DEVICE_UNAVAILABLE);
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "every-op", in_dev->devid, &in,
+                              out_dev->devid, &out, 256, silence_cb,
+                              ignore_state, s),
+            ==, CUBEB_OK);
+  CHECK(cubeb_stream_user_ptr(stm) == s);
+  CHECK_INT(cubeb_stream_set_name(stm, "renamed"), ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_set_volume(stm, 0.5f), ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_get_latency(stm, &value), ==, CUBEB_OK);
+  CHECK(value > 0);
+  CHECK_INT(cubeb_stream_get_input_latency(stm, &value), ==, CUBEB_OK);
+  CHECK(value > 0);
+
+  cubeb_device *current = NULL;
+  CHECK_INT(cubeb_stream_get_current_device(stm, &current), ==, CUBEB_OK);
+  CHECK(current->output_name &&
+        strcmp(current->output_name, "virtual-out") == 0);
+  CHECK(current->input_name && strcmp(current->input_name, "virtual-in") == 0);
+  CHECK_INT(cubeb_stream_device_destroy(stm, current), ==, CUBEB_OK);
+
+  CHECK_INT(cubeb_stream_register_device_changed_callback(stm, device_changed),
+            ==, CUBEB_OK);
+  ask_parent_and_wait(s, 'd', &s->device_changes);
+
+  uint64_t position = 0;
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  while (position < 4 * 128)
+    CHECK_INT(cubeb_stream_get_position(stm, &position), ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_register_device_changed_callback(stm, NULL), ==,
+            CUBEB_OK);
+  cubeb_stream_destroy(stm);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &outs), ==, CUBEB_OK);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &ins), ==, CUBEB_OK);
+  close(s->request[1]);
+}
+
+TEST(e2e_every_operation_through_libcubeb)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  struct ops_sync s = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                       .cond = PTHREAD_COND_INITIALIZER};
+  CHECK(pipe(s.request) == 0);
+  pid_t pid = e2e_spawn_keeping(&e, call_every_operation, &s, s.request[1]);
+  close(s.request[1]);
+  char what;
+  while (read(s.request[0], &what, 1) == 1) {
+    if (what == 'c')
+      audioipc_server_virtual_collection_changed();
+    else if (what == 'd')
+      audioipc_server_virtual_device_changed();
+  }
+  close(s.request[0]);
+  test_wait_ok(pid);
+  e2e_finish(&e);
+}
+
+/* --- Semantics ------------------------------------------------------------ */
+
+struct semantics {
+  struct watch watch;
+  cubeb_stream *stream;
+  atomic_int callbacks;
+  atomic_int nested_ok;
+  atomic_int wrong_stream;
+};
+
+static long
+nesting_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)in;
+  struct semantics *s = user;
+  if (stm != s->stream)
+    atomic_fetch_add(&s->wrong_stream, 1);
+  /* Calling the library from its own callback fails; it must not abort
+   * or deadlock. */
+  uint64_t position;
+  if (cubeb_stream_get_position(stm, &position) == CUBEB_ERROR)
+    atomic_fetch_add(&s->nested_ok, 1);
+  memset(out, 0, (size_t)n * 2 * sizeof(float));
+  atomic_fetch_add(&s->callbacks, 1);
+  return n;
+}
+
+static void
+semantics_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  struct semantics *s = user;
+  if (stm != s->stream)
+    atomic_fetch_add(&s->wrong_stream, 1);
+  watch_state(&s->watch, state);
+}
+
+static void
+check_semantics(cubeb *ctx, void *arg)
+{
+  (void)arg;
+  struct semantics s = {.callbacks = 0};
+  watch_init(&s.watch);
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  CHECK_INT(cubeb_stream_init(ctx, &s.stream, "semantics", NULL, NULL, NULL,
+                              &out, 128, nesting_cb, semantics_state, &s),
+            ==, CUBEB_OK);
+  for (int round = 0; round < 3; round++) {
+    int before = atomic_load(&s.callbacks);
+    CHECK_INT(cubeb_stream_start(s.stream), ==, CUBEB_OK);
+    while (atomic_load(&s.callbacks) < before + 20)
+      usleep(100);
+    CHECK_INT(cubeb_stream_stop(s.stream), ==, CUBEB_OK);
+    /* No data callback after stop returned. */
+    int at_stop = atomic_load(&s.callbacks);
+    usleep(20000);
+    CHECK_INT(atomic_load(&s.callbacks), ==, at_stop);
+  }
+  CHECK_INT(atomic_load(&s.nested_ok), ==, atomic_load(&s.callbacks));
+  CHECK_INT(atomic_load(&s.wrong_stream), ==, 0);
+  watch_wait(&s.watch, CUBEB_STATE_STOPPED);
+  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
+  cubeb_stream_destroy(s.stream);
+}
+
+TEST(e2e_callbacks_get_the_stream_and_stop_means_stop)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  test_wait_ok(e2e_spawn(&e, check_semantics, NULL));
+  e2e_finish(&e);
+}
+
+/* --- The server dies ------------------------------------------------------ */
+
+struct survivor {
+  struct watch watch;
+  atomic_int callbacks;
+};
+
+static long
+count_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  (void)in;
+  struct survivor *s = user;
+  memset(out, 0, (size_t)n * 2 * sizeof(float));
+  atomic_fetch_add(&s->callbacks, 1);
+  return n;
+}
+
+static void
+survivor_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  watch_state(&((struct survivor *)user)->watch, state);
+}
+
+static int64_t
+now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+survive_server_death(cubeb *ctx, void *arg)
+{
+  int report = *(int *)arg;
+  struct survivor s = {.callbacks = 0};
+  watch_init(&s.watch);
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream *streams[2];
+  for (int i = 0; i < 2; i++) {
+    CHECK_INT(cubeb_stream_init(ctx, &streams[i], "survivor", NULL, NULL, NULL,
+                                &out, 128, count_cb, survivor_state, &s),
+              ==, CUBEB_OK);
+    CHECK_INT(cubeb_stream_start(streams[i]), ==, CUBEB_OK);
+  }
+  while (atomic_load(&s.callbacks) < 10)
+    usleep(1000);
+  CHECK(write(report, "p", 1) == 1);
+
+  /* Both streams hear of it, once each. */
+  pthread_mutex_lock(&s.watch.lock);
+  while (s.watch.states[CUBEB_STATE_ERROR] < 2)
+    pthread_cond_wait(&s.watch.cond, &s.watch.lock);
+  pthread_mutex_unlock(&s.watch.lock);
+  int64_t t0 = now_ms();
+  uint64_t position;
+  CHECK_INT(cubeb_stream_get_position(streams[0], &position), ==, CUBEB_ERROR);
+  CHECK_INT(cubeb_stream_stop(streams[1]), ==, CUBEB_ERROR);
+  uint32_t rate;
+  CHECK_INT(cubeb_get_preferred_sample_rate(ctx, &rate), ==, CUBEB_ERROR);
+  CHECK(now_ms() - t0 < 1000); /* generous: these fail without waiting */
+  usleep(50000);
+  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 2);
+  for (int i = 0; i < 2; i++)
+    cubeb_stream_destroy(streams[i]);
+}
+
+struct death_report {
+  pid_t client;
+  char dir[64];
+};
+
+TEST(e2e_server_death_fails_calls_and_reports_error_once)
+{
+  CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  int info[2];
+  CHECK(pipe(info) == 0);
+  fflush(NULL);
+  pid_t server_pid = fork();
+  CHECK(server_pid >= 0);
+  if (server_pid == 0) {
+    close(info[0]);
+    struct e2e e;
+    e2e_start(&e, "virtual:clock=realtime,out=%s");
+    struct death_report r = {.client = e2e_spawn_keeping(
+                                 &e, survive_server_death, &info[1], info[1])};
+    snprintf(r.dir, sizeof(r.dir), "%s", e.dir);
+    CHECK(write(info[1], &r, sizeof(r)) == sizeof(r));
+    for (;;)
+      pause(); /* until killed */
+  }
+  close(info[1]);
+  struct death_report r;
+  CHECK(read(info[0], &r, sizeof(r)) == sizeof(r));
+  char playing;
+  CHECK(read(info[0], &playing, 1) == 1);
+  close(info[0]);
+  kill(server_pid, SIGKILL);
+  CHECK(WIFSIGNALED(test_wait(server_pid)));
+  test_wait_ok(r.client);
+
+  struct e2e leftover = {.server = NULL};
+  snprintf(leftover.dir, sizeof(leftover.dir), "%s", r.dir);
+  e2e_finish(&leftover);
+}
+
+/* --- Many clients at once ------------------------------------------------- */
+
+static void
+four_streams_three_rounds(cubeb *ctx, void *arg)
+{
+  (void)arg;
+  struct survivor s = {.callbacks = 0};
+  watch_init(&s.watch);
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  for (int round = 0; round < 3; round++) {
+    cubeb_stream *streams[4];
+    for (int i = 0; i < 4; i++)
+      CHECK_INT(cubeb_stream_init(ctx, &streams[i], "many", NULL, NULL, NULL,
+                                  &out, 128, count_cb, survivor_state, &s),
+                ==, CUBEB_OK);
+    int before = atomic_load(&s.callbacks);
+    for (int i = 0; i < 4; i++)
+      CHECK_INT(cubeb_stream_start(streams[i]), ==, CUBEB_OK);
+    while (atomic_load(&s.callbacks) < before + 40)
+      usleep(500);
+    for (int i = 0; i < 4; i++) {
+      CHECK_INT(cubeb_stream_stop(streams[i]), ==, CUBEB_OK);
+      cubeb_stream_destroy(streams[i]);
+    }
+  }
+  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
+}
+
+TEST(e2e_eight_clients_four_streams_each)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  pid_t pids[8];
+  for (int i = 0; i < 8; i++)
+    pids[i] = e2e_spawn(&e, four_streams_three_rounds, NULL);
+  for (int i = 0; i < 8; i++)
+    test_wait_ok(pids[i]);
+  e2e_finish(&e);
+}

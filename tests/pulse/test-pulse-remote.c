@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The remoted API on a real PulseAudio (the private one from
+ * scripts/pulse.sh): a server on cubeb's "pulse" backend in the test
+ * process, clients in forked children.
+ */
+#include "../e2e/harness.h"
+#include "wav.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RATE 48000
+
+static double
+now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct tone {
+  double hz;
+  uint64_t frame;
+  atomic_long frames;
+  atomic_long loud_input; /* input frames with |x| > 0.1 */
+};
+
+static long
+tone_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  struct tone *t = user;
+  const float *input = in;
+  float *output = out;
+  for (long i = 0; i < n; i++, t->frame++) {
+    if (input && fabsf(input[i]) > 0.1f)
+      atomic_fetch_add(&t->loud_input, 1);
+    if (output) {
+      float v = (float)(0.2 * sin(2 * M_PI * t->hz * (double)t->frame / RATE));
+      output[2 * i] = output[2 * i + 1] = v;
+    }
+  }
+  atomic_fetch_add(&t->frames, n);
+  return n;
+}
+
+static void
+no_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  (void)user;
+  CHECK(state != CUBEB_STATE_ERROR);
+}
+
+enum direction { OUT = 1, IN = 2, DUPLEX = 3 };
+
+struct pace {
+  enum direction dir;
+  double hz;
+  double seconds;
+};
+
+/* Plays (and/or records) for `seconds` and checks the pace. */
+static void
+run_at_pace(cubeb *ctx, void *arg)
+{
+  const struct pace *p = arg;
+  CHECK(strcmp(cubeb_get_backend_id(ctx), "pulse") == 0);
+  struct tone t = {.hz = p->hz};
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                            .rate = RATE,
+                            .channels = 1,
+                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "pace", NULL, p->dir & IN ? &in : NULL,
+                              NULL, p->dir & OUT ? &out : NULL, 1200, tone_cb,
+                              no_state, &t),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  /* Measure from the first callback, not from stream setup. */
+  while (atomic_load(&t.frames) == 0)
+    usleep(1000);
+  long first = atomic_load(&t.frames);
+  double start = now_s();
+  usleep((useconds_t)(p->seconds * 1e6));
+  long frames = atomic_load(&t.frames) - first;
+  double elapsed = now_s() - start;
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+
+  double pace = (double)frames / (elapsed * RATE);
+  printf("direction %d: %ld frames in %.2f s: %.0f%% of real time\n", p->dir,
+         frames, elapsed, pace * 100);
+  /* Generous bounds: this catches stalls, not jitter. */
+  CHECK(pace > 0.75 && pace < 1.25);
+  if (p->dir & IN)
+    CHECK(atomic_load(&t.loud_input) > RATE / 10);
+}
+
+static void
+start_pulse_server(struct e2e *e)
+{
+  if (!getenv("PULSE_SERVER"))
+    test_fail(__FILE__, __LINE__,
+              "PULSE_SERVER is not set: run scripts/pulse.sh start and "
+              "eval \"$(scripts/pulse.sh env)\"");
+  e2e_start(e, "pulse");
+}
+
+TEST(pulse_output_input_duplex_at_real_time_pace)
+{
+  struct e2e e;
+  start_pulse_server(&e);
+  static const struct pace cases[] = {
+      {OUT, 440, 1.0}, {IN, 0, 1.0}, {DUPLEX, 440, 1.0}};
+  for (unsigned i = 0; i < 3; i++)
+    test_wait_ok(e2e_spawn(&e, run_at_pace, (void *)&cases[i]));
+  e2e_finish(&e);
+}
+
+/* Goertzel power of `hz` in a mono signal, normalised by length. */
+static double
+tone_power(const float *x, size_t n, size_t stride, double hz)
+{
+  double k = 2 * cos(2 * M_PI * hz / RATE), s1 = 0, s2 = 0;
+  for (size_t i = 0; i < n; i++) {
+    double s = x[i * stride] + k * s1 - s2;
+    s2 = s1;
+    s1 = s;
+  }
+  return (s1 * s1 + s2 * s2 - k * s1 * s2) / ((double)n * n);
+}
+
+TEST_TIMEOUT(pulse_two_clients_play_and_the_sink_hears_both, 120)
+{
+  struct e2e e;
+  start_pulse_server(&e);
+  char wav[256];
+  snprintf(wav, sizeof(wav), "%s/capture.wav", e.dir);
+  pid_t rec = fork();
+  CHECK(rec >= 0);
+  if (rec == 0) {
+    execlp("parecord", "parecord", "-d", "ci_sink.monitor", "--file-format=wav",
+           "--format=float32le", "--rate=48000", "--channels=2", wav,
+           (char *)NULL);
+    _exit(127);
+  }
+  static const struct pace a = {OUT, 440, 1.5}, b = {OUT, 1000, 1.5};
+  pid_t p1 = e2e_spawn(&e, run_at_pace, (void *)&a);
+  pid_t p2 = e2e_spawn(&e, run_at_pace, (void *)&b);
+  test_wait_ok(p1);
+  test_wait_ok(p2);
+  kill(rec, SIGINT);
+  test_wait(rec);
+
+  struct aipc_wav_data data;
+  CHECK_INT(aipc_wav_read(wav, 2, &data), ==, 0);
+  CHECK(data.frames > RATE / 2);
+  double p440 = tone_power(data.samples, data.frames, 2, 440);
+  double p1000 = tone_power(data.samples, data.frames, 2, 1000);
+  double p700 = tone_power(data.samples, data.frames, 2, 700);
+  printf("power: 440 Hz %.3g, 1000 Hz %.3g, 700 Hz (absent) %.3g\n", p440,
+         p1000, p700);
+  CHECK(p440 > 100 * p700);
+  CHECK(p1000 > 100 * p700);
+  aipc_wav_data_clear(&data);
+  e2e_finish(&e);
+}
+
+static void
+list_devices(cubeb *ctx, void *arg)
+{
+  (void)arg;
+  cubeb_device_collection c;
+  CHECK_INT(cubeb_enumerate_devices(ctx, CUBEB_DEVICE_TYPE_OUTPUT, &c), ==,
+            CUBEB_OK);
+  bool sink = false, mic = false;
+  for (size_t i = 0; i < c.count; i++) {
+    sink |= c.device[i].device_id && !strcmp(c.device[i].device_id, "ci_sink");
+    mic |= c.device[i].device_id && !strcmp(c.device[i].device_id, "ci_mic");
+  }
+  CHECK(sink && mic);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &c), ==, CUBEB_OK);
+}
+
+TEST(pulse_enumeration_lists_the_null_sinks)
+{
+  struct e2e e;
+  start_pulse_server(&e);
+  test_wait_ok(e2e_spawn(&e, list_devices, NULL));
+  e2e_finish(&e);
+}
