@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,6 +50,7 @@ test_fork(void (*fn)(void *arg), void *arg)
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
     fn(arg);
     exit(0);
   }
@@ -126,8 +128,10 @@ main(int argc, char **argv)
       perror("fork");
       return 1;
     }
-    if (pid == 0)
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       run_in_child(t);
+    }
     int status = test_wait(pid);
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (ok) {

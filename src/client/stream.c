@@ -34,7 +34,9 @@ callback_thread(void *data)
   cubeb_stream *s = data;
   struct aipc_stream_ctl *ctl = s->ctl;
   aipc_client_set_in_callback(true); /* for the thread's whole life */
-  uint32_t last = aipc_wake_load(&ctl->request);
+  /* The region is new and the server's first request is 1; reading the
+   * word here instead would race with that request. */
+  uint32_t last = 0;
 
   for (;;) {
     uint32_t seq = aipc_wake_load(&ctl->request);

@@ -16,6 +16,7 @@ enum option_key {
   KEY_CLOCK,
   KEY_OUT,
   KEY_IN,
+  KEY_INIT_DELAY,
   KEY_COUNT,
 };
 
@@ -23,7 +24,7 @@ static const char *const key_names[KEY_COUNT] = {
     [KEY_RATE] = "rate",     [KEY_CHANNELS] = "channels",
     [KEY_PERIOD] = "period", [KEY_FORMAT] = "format",
     [KEY_CLOCK] = "clock",   [KEY_OUT] = "out",
-    [KEY_IN] = "in",
+    [KEY_IN] = "in",         [KEY_INIT_DELAY] = "init_delay_ms",
 };
 
 static bool
@@ -92,6 +93,8 @@ parse_value(struct aipc_virtual_options *opts, enum option_key key,
     return 0;
   case KEY_OUT:
     return set_path(&opts->out_path, value);
+  case KEY_INIT_DELAY:
+    return parse_u32(value, 0, 10000, &opts->init_delay_ms) ? 0 : -EINVAL;
   case KEY_IN:
     if (strcmp(value, "silence") == 0) {
       opts->source = AIPC_VIRTUAL_SOURCE_SILENCE;

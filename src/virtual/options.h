@@ -27,6 +27,7 @@ struct aipc_virtual_options {
   double sine_hz;
   char *in_path;  /* owned; set for AIPC_VIRTUAL_SOURCE_FILE */
   char *out_path; /* owned; NULL: the mix is discarded */
+  uint32_t init_delay_ms; /* stream creation takes this long, as on pulse */
 };
 
 /* Parses `text` (borrowed; NULL or "" gives the defaults) into *opts.

@@ -785,6 +785,12 @@ virtual_stream_init(cubeb *ctx, cubeb_stream **stream, const char *stream_name,
   if (input_params && output_params &&
       input_params->format != output_params->format)
     return CUBEB_ERROR_INVALID_FORMAT;
+  if (dev->opts.init_delay_ms) {
+    struct timespec delay = {.tv_sec = dev->opts.init_delay_ms / 1000,
+                             .tv_nsec = (long)(dev->opts.init_delay_ms % 1000) *
+                                        1000000};
+    nanosleep(&delay, NULL);
+  }
 
   struct cubeb_stream *stm = calloc(1, sizeof(*stm));
   if (!stm)

@@ -18,6 +18,8 @@
  *   out=PATH.wav     write the mix of all output streams here
  *   in=sine:HZ|silence|PATH.wav   what input streams receive
  *                    (default sine:440)
+ *   init_delay_ms=MS stream creation takes this long (0..10000), as it
+ *                    can on pulse; for tests of request isolation
  * A key may appear once; paths cannot contain commas.
  *
  * Every context created with the same option string shares one device:

@@ -2,7 +2,9 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,6 +86,8 @@ e2e_spawn_keeping(struct e2e *e, void (*fn)(cubeb *ctx, void *arg), void *arg,
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
+    /* A client must not outlive a test that timed out. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     close_all_but(fd, keep);
     AudioIpcInitParams params = {.server_connection = fd};
     cubeb *ctx = NULL;

@@ -625,3 +625,184 @@ TEST(e2e_eight_clients_four_streams_each)
     test_wait_ok(pids[i]);
   e2e_finish(&e);
 }
+
+/* --- More of the data path ------------------------------------------------ */
+
+/* Periods of 2000 frames are more than a stream's area holds (512 frames
+ * for a latency of 256): the server serves them in chunks, and the WAV
+ * must still hold exactly the sequence. */
+TEST(e2e_big_backend_callbacks_are_served_in_chunks)
+{
+  struct e2e e;
+  e2e_start(&e, "virtual:clock=fast,period=2000,out=%s");
+  test_wait_ok(e2e_spawn(&e, play_known_sequence, NULL));
+  e2e_stop_server(&e);
+  struct aipc_wav_data wav;
+  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  CHECK(wav.frames >= PLAY_FRAMES);
+  uint64_t wrong = 0;
+  for (uint64_t f = 0; f < wav.frames; f++)
+    for (uint32_t ch = 0; ch < 2; ch++)
+      wrong += wav.samples[f * 2 + ch] !=
+               (f < PLAY_FRAMES ? e2e_sample(f, ch) : 0.0f);
+  CHECK_INT(wrong, ==, 0);
+  aipc_wav_data_clear(&wav);
+  e2e_finish(&e);
+}
+
+struct failing {
+  struct watch watch;
+  atomic_int calls;
+  atomic_long input_frames;
+  atomic_long loud;
+};
+
+static long
+fail_on_third_cb(cubeb_stream *stm, void *user, const void *in, void *out,
+                 long n)
+{
+  (void)stm;
+  (void)in;
+  struct failing *f = user;
+  memset(out, 0, (size_t)n * 2 * sizeof(float));
+  return atomic_fetch_add(&f->calls, 1) == 2 ? CUBEB_ERROR : n;
+}
+
+static long
+input_only_cb(cubeb_stream *stm, void *user, const void *in, void *out,
+              long n)
+{
+  (void)stm;
+  struct failing *f = user;
+  CHECK(out == NULL);
+  const float *x = in;
+  for (long i = 0; i < n; i++)
+    if (fabsf(x[i]) > 0.25f)
+      atomic_fetch_add(&f->loud, 1);
+  atomic_fetch_add(&f->input_frames, n);
+  return n;
+}
+
+static void
+failing_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  watch_state(&((struct failing *)user)->watch, state);
+}
+
+static void
+error_and_input_only(cubeb *ctx, void *arg)
+{
+  (void)arg;
+  struct failing f = {.calls = 0};
+  watch_init(&f.watch);
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "fails", NULL, NULL, NULL, &out, 128,
+                              fail_on_third_cb, failing_state, &f),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  watch_wait(&f.watch, CUBEB_STATE_ERROR);
+  usleep(20000);
+  CHECK_INT(atomic_load(&f.calls), ==, 3); /* no callback after the error */
+  CHECK_INT(watch_count(&f.watch, CUBEB_STATE_ERROR), ==, 1);
+  cubeb_stream_destroy(stm);
+
+  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                            .rate = RATE,
+                            .channels = 1,
+                            .layout = CUBEB_LAYOUT_MONO};
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "input-only", NULL, &in, NULL, NULL,
+                              128, input_only_cb, failing_state, &f),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  while (atomic_load(&f.input_frames) < RATE / 10)
+    usleep(1000);
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+  /* A 0.5-amplitude sine is above 0.25 a third of the time or more. */
+  CHECK(atomic_load(&f.loud) > atomic_load(&f.input_frames) / 3);
+}
+
+TEST(e2e_negative_return_is_an_error_and_input_only_streams_work)
+{
+  struct e2e e;
+  e2e_start(&e, "virtual:clock=fast,in=sine:1000,out=%s");
+  test_wait_ok(e2e_spawn(&e, error_and_input_only, NULL));
+  e2e_finish(&e);
+}
+
+/* --- Isolation between clients -------------------------------------------- */
+
+#define SLOW_MS 600
+
+static void
+slow_stream_creation(cubeb *ctx, void *arg)
+{
+  int go = *(int *)arg; /* read end: the quick client is measuring */
+  char c;
+  CHECK(read(go, &c, 1) == 1);
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = RATE,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  for (int i = 0; i < 2; i++) {
+    cubeb_stream *stm;
+    CHECK_INT(cubeb_stream_init(ctx, &stm, "slow", NULL, NULL, NULL, &out,
+                                128, silence_cb, ignore_state, NULL),
+              ==, CUBEB_OK);
+    cubeb_stream_destroy(stm);
+  }
+}
+
+static void
+quick_requests(cubeb *ctx, void *arg)
+{
+  int go = *(int *)arg; /* write end */
+  CHECK(write(go, "g", 1) == 1);
+  int64_t worst = 0, end = now_ms() + 2 * SLOW_MS + 200;
+  while (now_ms() < end) {
+    int64_t t0 = now_ms();
+    uint32_t rate;
+    CHECK_INT(cubeb_get_preferred_sample_rate(ctx, &rate), ==, CUBEB_OK);
+    if (now_ms() - t0 > worst)
+      worst = now_ms() - t0;
+    usleep(5000);
+  }
+  printf("quick client: slowest request %lld ms while the other client's "
+         "stream creations took %d ms each\n",
+         (long long)worst, SLOW_MS);
+  /* Generous: a shared queue would make this at least SLOW_MS. */
+  CHECK(worst < SLOW_MS / 2);
+}
+
+TEST(e2e_a_slow_request_does_not_delay_another_client)
+{
+  struct e2e e;
+  e2e_start(&e, "virtual:clock=fast,init_delay_ms=600,out=%s");
+  int go[2];
+  CHECK(pipe(go) == 0);
+  pid_t slow = e2e_spawn_keeping(&e, slow_stream_creation, &go[0], go[0]);
+  pid_t quick = e2e_spawn_keeping(&e, quick_requests, &go[1], go[1]);
+  close(go[0]);
+  close(go[1]);
+  test_wait_ok(slow);
+  test_wait_ok(quick);
+  e2e_finish(&e);
+}
+
+TEST(e2e_shared_context_serves_several_clients)
+{
+  setenv("AUDIOIPC_SHARED_CONTEXT", "1", 1);
+  struct e2e e;
+  e2e_start(&e, FAST);
+  pid_t pids[3];
+  for (int i = 0; i < 3; i++)
+    pids[i] = e2e_spawn(&e, four_streams_three_rounds, NULL);
+  for (int i = 0; i < 3; i++)
+    test_wait_ok(pids[i]);
+  e2e_finish(&e);
+}
