@@ -8,12 +8,15 @@
 
 #include "../runner.h"
 
+#include <stdbool.h>
+
 #include <audioipc/client.h>
 #include <audioipc/server.h>
 #include <cubeb/cubeb.h>
 
 struct e2e {
   void *server;
+  bool clients_outlive_server; /* else clients die with their parent */
   char dir[64];
   char wav[128];
 };

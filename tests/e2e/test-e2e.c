@@ -561,6 +561,7 @@ TEST(e2e_server_death_fails_calls_and_reports_error_once)
     close(info[0]);
     struct e2e e;
     e2e_start(&e, "virtual:clock=realtime,out=%s");
+    e.clients_outlive_server = true; /* that is the point */
     struct death_report r = {.client = e2e_spawn_keeping(
                                  &e, survive_server_death, &info[1], info[1])};
     snprintf(r.dir, sizeof(r.dir), "%s", e.dir);
