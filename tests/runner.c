@@ -106,9 +106,16 @@ elapsed_ms(const struct timespec *start)
          (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+#pragma weak test_child_main
+
 int
 main(int argc, char **argv)
 {
+  if (test_child_main) {
+    int r = test_child_main(argc, argv);
+    if (r >= 0)
+      return r;
+  }
   int passed = 0, failed = 0;
   signal(SIGPIPE, SIG_IGN);
   for (const struct aipc_test *t = __start_aipc_tests; t < __stop_aipc_tests;

@@ -56,6 +56,10 @@ int test_wait(pid_t pid);
 /* Number of open fds in this process. */
 int test_count_fds(void);
 
+/* A test program may define this to act as a helper process when its
+ * arguments say so; it returns -1 to let the tests run instead. */
+int test_child_main(int argc, char **argv);
+
 /* A fresh AF_UNIX SOCK_SEQPACKET pair, close-on-exec. */
 void test_socketpair(int fds[2]);
 

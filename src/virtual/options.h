@@ -25,8 +25,8 @@ struct aipc_virtual_options {
   enum aipc_virtual_clock clock;
   enum aipc_virtual_source source;
   double sine_hz;
-  char *in_path;  /* owned; set for AIPC_VIRTUAL_SOURCE_FILE */
-  char *out_path; /* owned; NULL: the mix is discarded */
+  char *in_path;          /* owned; set for AIPC_VIRTUAL_SOURCE_FILE */
+  char *out_path;         /* owned; NULL: the mix is discarded */
   uint32_t init_delay_ms; /* stream creation takes this long, as on pulse */
 };
 

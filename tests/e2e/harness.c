@@ -2,11 +2,12 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 void
@@ -53,54 +54,87 @@ e2e_finish(struct e2e *e)
   rmdir(e->dir);
 }
 
-/* Closes every fd above stderr but `a` and `b`. */
-static void
-close_all_but(int a, int b)
+extern const struct e2e_client __start_aipc_e2e_clients[];
+extern const struct e2e_client __stop_aipc_e2e_clients[];
+
+/* In the client process the connection is fd 3, the kept fd 4. */
+#define CLIENT_CONN_FD 3
+#define CLIENT_KEPT_FD 4
+
+static const struct e2e_client *
+client_by_fn(e2e_client_fn fn)
 {
-  DIR *d = opendir("/proc/self/fd");
-  CHECK(d != NULL);
-  int fds[1024], n = 0;
-  struct dirent *ent;
-  while ((ent = readdir(d)) && n < 1024) {
-    int fd = atoi(ent->d_name);
-    if (ent->d_name[0] != '.' && fd > 2 && fd != a && fd != b && fd != dirfd(d))
-      fds[n++] = fd;
-  }
-  closedir(d);
-  for (int i = 0; i < n; i++)
-    close(fds[i]);
+  for (const struct e2e_client *c = __start_aipc_e2e_clients;
+       c < __stop_aipc_e2e_clients; c++)
+    if (c->fn == fn)
+      return c;
+  test_fail(__FILE__, __LINE__, "client function not registered");
 }
 
-pid_t
-e2e_spawn(struct e2e *e, void (*fn)(cubeb *ctx, void *arg), void *arg)
+static pid_t
+spawn(struct e2e *e, e2e_client_fn fn, int arg, int keep)
 {
-  return e2e_spawn_keeping(e, fn, arg, -1);
-}
-
-pid_t
-e2e_spawn_keeping(struct e2e *e, void (*fn)(cubeb *ctx, void *arg), void *arg,
-                  int keep)
-{
+  const struct e2e_client *client = client_by_fn(fn);
   int fd = audioipc_server_new_client(e->server, 0);
   CHECK(fd >= 0);
+  char exe[4096], arg_text[16];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  CHECK(n > 0);
+  exe[n] = '\0';
+  snprintf(arg_text, sizeof(arg_text), "%d", keep >= 0 ? CLIENT_KEPT_FD : arg);
+  char *argv[] = {exe, "--e2e-client", (char *)client->name, arg_text, NULL};
+
   fflush(NULL);
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
-    /* A client must not outlive a test that timed out. */
+    /* Only async-signal-safe calls until exec: the server's threads may
+     * have held any lock when we forked. */
     if (!e->clients_outlive_server)
       prctl(PR_SET_PDEATHSIG, SIGKILL);
-    close_all_but(fd, keep);
-    AudioIpcInitParams params = {.server_connection = fd};
-    cubeb *ctx = NULL;
-    CHECK_INT(audioipc_client_init(&ctx, "e2e-client", &params), ==, CUBEB_OK);
-    fn(ctx, arg);
-    cubeb_destroy(ctx);
-    fflush(NULL);
-    /* _exit: the server's threads do not exist in this process, and
-     * their memory would look leaked to LeakSanitizer. */
-    _exit(0);
+    int conn = fcntl(fd, F_DUPFD, 100);
+    int kept = keep >= 0 ? fcntl(keep, F_DUPFD, 101) : -1;
+    if (conn < 0 || dup2(conn, CLIENT_CONN_FD) < 0 ||
+        (kept >= 0 && dup2(kept, CLIENT_KEPT_FD) < 0))
+      _exit(126);
+    /* Like a sandboxed client: nothing but stdio and the connection. */
+    close_range(kept >= 0 ? CLIENT_KEPT_FD + 1 : CLIENT_CONN_FD + 1, ~0U, 0);
+    execv(exe, argv);
+    _exit(127);
   }
   close(fd);
   return pid;
+}
+
+pid_t
+e2e_spawn(struct e2e *e, e2e_client_fn fn, int arg)
+{
+  return spawn(e, fn, arg, -1);
+}
+
+pid_t
+e2e_spawn_keeping(struct e2e *e, e2e_client_fn fn, int fd)
+{
+  return spawn(e, fn, 0, fd);
+}
+
+/* The runner's hook: in a client process, run the named client. */
+int
+test_child_main(int argc, char **argv)
+{
+  if (argc != 4 || strcmp(argv[1], "--e2e-client") != 0)
+    return -1;
+  for (const struct e2e_client *c = __start_aipc_e2e_clients;
+       c < __stop_aipc_e2e_clients; c++) {
+    if (strcmp(c->name, argv[2]) != 0)
+      continue;
+    AudioIpcInitParams params = {.server_connection = CLIENT_CONN_FD};
+    cubeb *ctx = NULL;
+    CHECK_INT(audioipc_client_init(&ctx, "e2e-client", &params), ==, CUBEB_OK);
+    c->fn(ctx, atoi(argv[3]));
+    cubeb_destroy(ctx);
+    return 0;
+  }
+  fprintf(stderr, "no e2e client named %s\n", argv[2]);
+  return 2;
 }

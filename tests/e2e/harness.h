@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * End-to-end helpers: a server in the test process, clients in forked
- * children that use the remoted context through libcubeb's public API.
+ * End-to-end helpers: a server in the test process, clients in separate
+ * processes that use the remoted context through libcubeb's public API.
+ *
+ * A client process is forked and re-executed (so it starts clean: no
+ * server threads, no locks held by them at fork time), keeps only stdio,
+ * its connection and one optional fd, and runs a function registered
+ * with E2E_CLIENT.
  */
 #ifndef AIPC_TEST_HARNESS_H
 #define AIPC_TEST_HARNESS_H
 
 #include "../runner.h"
 
-#include <stdbool.h>
-
 #include <audioipc/client.h>
 #include <audioipc/server.h>
 #include <cubeb/cubeb.h>
+#include <stdbool.h>
 
 struct e2e {
   void *server;
@@ -20,6 +24,21 @@ struct e2e {
   char dir[64];
   char wav[128];
 };
+
+typedef void (*e2e_client_fn)(cubeb *ctx, int arg);
+
+struct e2e_client {
+  const char *name;
+  e2e_client_fn fn;
+};
+
+/* Defines a client function, runnable with e2e_spawn. */
+#define E2E_CLIENT(fn)                                                         \
+  static void fn(cubeb *ctx, int arg);                                         \
+  static const struct e2e_client e2e_client_##fn                               \
+      __attribute__((used, section("aipc_e2e_clients"),                        \
+                     aligned(sizeof(void *)))) = {#fn, fn};                    \
+  static void fn(cubeb *ctx, int arg)
 
 /* Starts a server on `backend`; "%s" in it is replaced by the path of a
  * WAV file in a fresh temporary directory. */
@@ -29,12 +48,11 @@ void e2e_stop_server(struct e2e *e);
 /* Stops the server if needed and removes the directory. */
 void e2e_finish(struct e2e *e);
 
-/* Forks a client process: it closes every fd but stdio, its connection
- * and `keep` (-1 for none), as a sandboxed client would, connects, runs
- * fn(ctx, arg), destroys the context and exits 0. */
-pid_t e2e_spawn_keeping(struct e2e *e, void (*fn)(cubeb *ctx, void *arg),
-                        void *arg, int keep);
-pid_t e2e_spawn(struct e2e *e, void (*fn)(cubeb *ctx, void *arg), void *arg);
+/* Starts a client process running fn(ctx, arg) on a fresh connection;
+ * it destroys the context and exits 0 when fn returns. */
+pid_t e2e_spawn(struct e2e *e, e2e_client_fn fn, int arg);
+/* As e2e_spawn, and the client also keeps `fd`: fn's arg is its number. */
+pid_t e2e_spawn_keeping(struct e2e *e, e2e_client_fn fn, int fd);
 
 /* A sample value that is exact in float and differs between frames and
  * channels, so a WAV comparison catches any slip. */

@@ -99,8 +99,7 @@ player_state(cubeb_stream *stm, void *user, cubeb_state state)
   watch_state(&((struct player *)user)->watch, state);
 }
 
-static void
-play_known_sequence(cubeb *ctx, void *arg)
+E2E_CLIENT(play_known_sequence)
 {
   (void)arg;
   struct player p = {.total = PLAY_FRAMES};
@@ -128,7 +127,7 @@ TEST(e2e_output_reaches_the_wav_bit_exact)
 {
   struct e2e e;
   e2e_start(&e, FAST);
-  test_wait_ok(e2e_spawn(&e, play_known_sequence, NULL));
+  test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
   e2e_stop_server(&e);
 
   struct aipc_wav_data wav;
@@ -183,8 +182,7 @@ duplex_state(cubeb_stream *stm, void *user, cubeb_state state)
   watch_state(&((struct duplex *)user)->watch, state);
 }
 
-static void
-run_duplex(cubeb *ctx, void *arg)
+E2E_CLIENT(run_duplex)
 {
   (void)arg;
   struct duplex d = {.frame = 0};
@@ -217,7 +215,7 @@ TEST(e2e_duplex_input_reaches_the_callback)
 {
   struct e2e e;
   e2e_start(&e, "virtual:clock=fast,in=sine:440,out=%s");
-  test_wait_ok(e2e_spawn(&e, run_duplex, NULL));
+  test_wait_ok(e2e_spawn(&e, run_duplex, 0));
   e2e_finish(&e);
 }
 
@@ -294,10 +292,12 @@ find_device(const cubeb_device_collection *c, const char *id)
   return NULL;
 }
 
-static void
-call_every_operation(cubeb *ctx, void *arg)
+E2E_CLIENT(call_every_operation)
 {
-  struct ops_sync *s = arg;
+  static struct ops_sync sync = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                                 .cond = PTHREAD_COND_INITIALIZER};
+  struct ops_sync *s = &sync;
+  s->request[1] = arg;
   sync_of_child = s;
   CHECK(strcmp(cubeb_get_backend_id(ctx), "virtual") == 0);
   uint32_t value = 0;
@@ -380,19 +380,18 @@ TEST(e2e_every_operation_through_libcubeb)
 {
   struct e2e e;
   e2e_start(&e, FAST);
-  struct ops_sync s = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                       .cond = PTHREAD_COND_INITIALIZER};
-  CHECK(pipe(s.request) == 0);
-  pid_t pid = e2e_spawn_keeping(&e, call_every_operation, &s, s.request[1]);
-  close(s.request[1]);
+  int request[2];
+  CHECK(pipe(request) == 0);
+  pid_t pid = e2e_spawn_keeping(&e, call_every_operation, request[1]);
+  close(request[1]);
   char what;
-  while (read(s.request[0], &what, 1) == 1) {
+  while (read(request[0], &what, 1) == 1) {
     if (what == 'c')
       audioipc_server_virtual_collection_changed();
     else if (what == 'd')
       audioipc_server_virtual_device_changed();
   }
-  close(s.request[0]);
+  close(request[0]);
   test_wait_ok(pid);
   e2e_finish(&e);
 }
@@ -433,8 +432,7 @@ semantics_state(cubeb_stream *stm, void *user, cubeb_state state)
   watch_state(&s->watch, state);
 }
 
-static void
-check_semantics(cubeb *ctx, void *arg)
+E2E_CLIENT(check_semantics)
 {
   (void)arg;
   struct semantics s = {.callbacks = 0};
@@ -468,7 +466,7 @@ TEST(e2e_callbacks_get_the_stream_and_stop_means_stop)
 {
   struct e2e e;
   e2e_start(&e, FAST);
-  test_wait_ok(e2e_spawn(&e, check_semantics, NULL));
+  test_wait_ok(e2e_spawn(&e, check_semantics, 0));
   e2e_finish(&e);
 }
 
@@ -505,10 +503,9 @@ now_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-survive_server_death(cubeb *ctx, void *arg)
+E2E_CLIENT(survive_server_death)
 {
-  int report = *(int *)arg;
+  int report = arg;
   struct survivor s = {.callbacks = 0};
   watch_init(&s.watch);
   cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
@@ -562,8 +559,8 @@ TEST(e2e_server_death_fails_calls_and_reports_error_once)
     struct e2e e;
     e2e_start(&e, "virtual:clock=realtime,out=%s");
     e.clients_outlive_server = true; /* that is the point */
-    struct death_report r = {.client = e2e_spawn_keeping(
-                                 &e, survive_server_death, &info[1], info[1])};
+    struct death_report r = {
+        .client = e2e_spawn_keeping(&e, survive_server_death, info[1])};
     snprintf(r.dir, sizeof(r.dir), "%s", e.dir);
     CHECK(write(info[1], &r, sizeof(r)) == sizeof(r));
     for (;;)
@@ -586,8 +583,7 @@ TEST(e2e_server_death_fails_calls_and_reports_error_once)
 
 /* --- Many clients at once ------------------------------------------------- */
 
-static void
-four_streams_three_rounds(cubeb *ctx, void *arg)
+E2E_CLIENT(four_streams_three_rounds)
 {
   (void)arg;
   struct survivor s = {.callbacks = 0};
@@ -621,7 +617,7 @@ TEST(e2e_eight_clients_four_streams_each)
   e2e_start(&e, FAST);
   pid_t pids[8];
   for (int i = 0; i < 8; i++)
-    pids[i] = e2e_spawn(&e, four_streams_three_rounds, NULL);
+    pids[i] = e2e_spawn(&e, four_streams_three_rounds, 0);
   for (int i = 0; i < 8; i++)
     test_wait_ok(pids[i]);
   e2e_finish(&e);
@@ -636,7 +632,7 @@ TEST(e2e_big_backend_callbacks_are_served_in_chunks)
 {
   struct e2e e;
   e2e_start(&e, "virtual:clock=fast,period=2000,out=%s");
-  test_wait_ok(e2e_spawn(&e, play_known_sequence, NULL));
+  test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
   e2e_stop_server(&e);
   struct aipc_wav_data wav;
   CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
@@ -670,8 +666,7 @@ fail_on_third_cb(cubeb_stream *stm, void *user, const void *in, void *out,
 }
 
 static long
-input_only_cb(cubeb_stream *stm, void *user, const void *in, void *out,
-              long n)
+input_only_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
 {
   (void)stm;
   struct failing *f = user;
@@ -691,8 +686,7 @@ failing_state(cubeb_stream *stm, void *user, cubeb_state state)
   watch_state(&((struct failing *)user)->watch, state);
 }
 
-static void
-error_and_input_only(cubeb *ctx, void *arg)
+E2E_CLIENT(error_and_input_only)
 {
   (void)arg;
   struct failing f = {.calls = 0};
@@ -732,7 +726,7 @@ TEST(e2e_negative_return_is_an_error_and_input_only_streams_work)
 {
   struct e2e e;
   e2e_start(&e, "virtual:clock=fast,in=sine:1000,out=%s");
-  test_wait_ok(e2e_spawn(&e, error_and_input_only, NULL));
+  test_wait_ok(e2e_spawn(&e, error_and_input_only, 0));
   e2e_finish(&e);
 }
 
@@ -740,10 +734,9 @@ TEST(e2e_negative_return_is_an_error_and_input_only_streams_work)
 
 #define SLOW_MS 600
 
-static void
-slow_stream_creation(cubeb *ctx, void *arg)
+E2E_CLIENT(slow_stream_creation)
 {
-  int go = *(int *)arg; /* read end: the quick client is measuring */
+  int go = arg; /* read end: the quick client is measuring */
   char c;
   CHECK(read(go, &c, 1) == 1);
   cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
@@ -752,17 +745,16 @@ slow_stream_creation(cubeb *ctx, void *arg)
                              .layout = CUBEB_LAYOUT_STEREO};
   for (int i = 0; i < 2; i++) {
     cubeb_stream *stm;
-    CHECK_INT(cubeb_stream_init(ctx, &stm, "slow", NULL, NULL, NULL, &out,
-                                128, silence_cb, ignore_state, NULL),
+    CHECK_INT(cubeb_stream_init(ctx, &stm, "slow", NULL, NULL, NULL, &out, 128,
+                                silence_cb, ignore_state, NULL),
               ==, CUBEB_OK);
     cubeb_stream_destroy(stm);
   }
 }
 
-static void
-quick_requests(cubeb *ctx, void *arg)
+E2E_CLIENT(quick_requests)
 {
-  int go = *(int *)arg; /* write end */
+  int go = arg; /* write end */
   CHECK(write(go, "g", 1) == 1);
   int64_t worst = 0, end = now_ms() + 2 * SLOW_MS + 200;
   while (now_ms() < end) {
@@ -786,8 +778,8 @@ TEST(e2e_a_slow_request_does_not_delay_another_client)
   e2e_start(&e, "virtual:clock=fast,init_delay_ms=600,out=%s");
   int go[2];
   CHECK(pipe(go) == 0);
-  pid_t slow = e2e_spawn_keeping(&e, slow_stream_creation, &go[0], go[0]);
-  pid_t quick = e2e_spawn_keeping(&e, quick_requests, &go[1], go[1]);
+  pid_t slow = e2e_spawn_keeping(&e, slow_stream_creation, go[0]);
+  pid_t quick = e2e_spawn_keeping(&e, quick_requests, go[1]);
   close(go[0]);
   close(go[1]);
   test_wait_ok(slow);
@@ -802,7 +794,7 @@ TEST(e2e_shared_context_serves_several_clients)
   e2e_start(&e, FAST);
   pid_t pids[3];
   for (int i = 0; i < 3; i++)
-    pids[i] = e2e_spawn(&e, four_streams_three_rounds, NULL);
+    pids[i] = e2e_spawn(&e, four_streams_three_rounds, 0);
   for (int i = 0; i < 3; i++)
     test_wait_ok(pids[i]);
   e2e_finish(&e);

@@ -67,11 +67,16 @@ struct pace {
   double seconds;
 };
 
+static const struct pace paces[] = {{OUT, 440, 1.0},
+                                    {IN, 0, 1.0},
+                                    {DUPLEX, 440, 1.0},
+                                    {OUT, 440, 1.5},
+                                    {OUT, 1000, 1.5}};
+
 /* Plays (and/or records) for `seconds` and checks the pace. */
-static void
-run_at_pace(cubeb *ctx, void *arg)
+E2E_CLIENT(run_at_pace)
 {
-  const struct pace *p = arg;
+  const struct pace *p = &paces[arg];
   CHECK(strcmp(cubeb_get_backend_id(ctx), "pulse") == 0);
   struct tone t = {.hz = p->hz};
   cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
@@ -122,10 +127,8 @@ TEST(pulse_output_input_duplex_at_real_time_pace)
 {
   struct e2e e;
   start_pulse_server(&e);
-  static const struct pace cases[] = {
-      {OUT, 440, 1.0}, {IN, 0, 1.0}, {DUPLEX, 440, 1.0}};
-  for (unsigned i = 0; i < 3; i++)
-    test_wait_ok(e2e_spawn(&e, run_at_pace, (void *)&cases[i]));
+  for (int i = 0; i < 3; i++)
+    test_wait_ok(e2e_spawn(&e, run_at_pace, i));
   e2e_finish(&e);
 }
 
@@ -156,9 +159,8 @@ TEST_TIMEOUT(pulse_two_clients_play_and_the_sink_hears_both, 120)
            (char *)NULL);
     _exit(127);
   }
-  static const struct pace a = {OUT, 440, 1.5}, b = {OUT, 1000, 1.5};
-  pid_t p1 = e2e_spawn(&e, run_at_pace, (void *)&a);
-  pid_t p2 = e2e_spawn(&e, run_at_pace, (void *)&b);
+  pid_t p1 = e2e_spawn(&e, run_at_pace, 3);
+  pid_t p2 = e2e_spawn(&e, run_at_pace, 4);
   test_wait_ok(p1);
   test_wait_ok(p2);
   kill(rec, SIGINT);
@@ -178,8 +180,7 @@ TEST_TIMEOUT(pulse_two_clients_play_and_the_sink_hears_both, 120)
   e2e_finish(&e);
 }
 
-static void
-list_devices(cubeb *ctx, void *arg)
+E2E_CLIENT(list_devices)
 {
   (void)arg;
   cubeb_device_collection c;
@@ -198,6 +199,6 @@ TEST(pulse_enumeration_lists_the_null_sinks)
 {
   struct e2e e;
   start_pulse_server(&e);
-  test_wait_ok(e2e_spawn(&e, list_devices, NULL));
+  test_wait_ok(e2e_spawn(&e, list_devices, 0));
   e2e_finish(&e);
 }
