@@ -16,6 +16,7 @@
 #define AUDIOIPC_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -77,6 +78,30 @@ AUDIOIPC_EXPORT int audioipc_server_new_client_for_pid(void *server, pid_t pid,
  * thread or callback.
  */
 AUDIOIPC_EXPORT void audioipc_server_stop(void *server);
+
+/* Statistics of one stream, as the server sees it. */
+typedef struct {
+  unsigned client;    /* the client's number: 1 for the server's first */
+  pid_t client_pid;   /* as given to audioipc_server_new_client_for_pid, or 0 */
+  uint32_t stream;    /* the stream's id within its client */
+  int active;         /* 0 once the stream has been destroyed */
+  uint64_t callbacks; /* backend callbacks served */
+  uint64_t frames;    /* frames the client produced (or consumed) */
+  uint64_t misses;    /* requests the client did not answer in time */
+  /* How long the backend's audio thread waited for the client per
+   * request, in microseconds (1 us resolution up to 4 ms). */
+  uint32_t wait_p50_us, wait_p99_us, wait_max_us;
+} AudioIpcStreamStats;
+
+/*
+ * Copies the statistics of the server's streams, live ones first, then up
+ * to the 256 most recently destroyed, into `stats` (at most `max`
+ * entries). Returns the number of streams known (which may exceed `max`),
+ * or -1 if `server` is NULL. Any thread.
+ */
+AUDIOIPC_EXPORT int audioipc_server_get_stream_stats(void *server,
+                                                     AudioIpcStreamStats *stats,
+                                                     size_t max);
 
 /*
  * Test hooks for the virtual device: make every virtual-device context in

@@ -30,6 +30,7 @@ struct aipc_client {
   struct aipc_loop *loop;
   struct aipc_session *session;
   struct aipc_queue queue;
+  unsigned number;
   pid_t pid;
   size_t shm_area_size;
   const struct aipc_limits *limits;
@@ -354,6 +355,10 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   uint32_t id = ++c->next_stream_id;
   if (id == 0)
     id = ++c->next_stream_id;
+  p.registry = aipc_server_stats(c->server);
+  p.stats = aipc_stats_new(p.registry, c->number, c->pid, id);
+  if (!p.stats)
+    return -ENOMEM;
   struct aipc_sstream *s;
   r = aipc_sstream_new(c, c->ctx, id, &p, &s);
   if (r < 0)
@@ -558,7 +563,8 @@ session_closed(void *data, int error)
 
 int
 aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
-                pid_t pid, size_t shm_area_size, struct aipc_client **out)
+                unsigned number, pid_t pid, size_t shm_area_size,
+                struct aipc_client **out)
 {
   const struct aipc_limits *l = aipc_server_limits(server);
   struct aipc_client *c = calloc(1, sizeof(*c));
@@ -577,6 +583,7 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   }
   c->server = server;
   c->loop = loop;
+  c->number = number;
   c->pid = pid;
   c->shm_area_size = shm_area_size;
   c->limits = l;

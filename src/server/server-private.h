@@ -3,6 +3,7 @@
 #ifndef AIPC_SERVER_PRIVATE_H
 #define AIPC_SERVER_PRIVATE_H
 
+#include "audioipc/server.h"
 #include "loop.h"
 #include "rpc.h"
 #include "shm.h"
@@ -45,6 +46,36 @@ struct aipc_queue {
 #define AIPC_DEADLINE_MIN_NS (10 * 1000 * 1000)
 #define AIPC_DEADLINE_FAST_CLOCK_NS (1000 * 1000 * 1000)
 
+/* --- stats.c ----------------------------------------------------------- */
+
+/* Wait times are counted per microsecond up to this, then in one bucket. */
+#define AIPC_WAIT_BUCKETS 4096
+
+/* Counters of one stream. The audio thread only adds to them. */
+struct aipc_stream_stats {
+  unsigned client;
+  pid_t pid;
+  uint32_t stream;
+  atomic_uint_fast64_t callbacks, frames, misses;
+  atomic_uint wait_max_us;
+  atomic_uint wait_hist[AIPC_WAIT_BUCKETS + 1];
+  struct aipc_stream_stats *next; /* registry's, under its lock */
+};
+
+struct aipc_stats_registry;
+int aipc_stats_registry_new(struct aipc_stats_registry **out);
+void aipc_stats_registry_destroy(struct aipc_stats_registry *registry);
+struct aipc_stream_stats *aipc_stats_new(struct aipc_stats_registry *registry,
+                                         unsigned client, pid_t pid,
+                                         uint32_t stream);
+/* The stream is gone: keep its numbers among the recently retired. */
+void aipc_stats_retire(struct aipc_stats_registry *registry,
+                       struct aipc_stream_stats *stats);
+/* Copies out up to `max` streams' statistics, live ones first; returns
+ * how many there are. */
+int aipc_stats_export(struct aipc_stats_registry *registry,
+                      AudioIpcStreamStats *out, size_t max);
+
 /* --- server.c ---------------------------------------------------------- */
 
 /* Makes a cubeb context on the server's backend (or hands out the shared
@@ -59,6 +90,7 @@ void aipc_server_close_queue(struct aipc_server *server,
                              struct aipc_queue *queue);
 const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
 int64_t aipc_server_deadline_min(const struct aipc_server *server);
+struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
 /* Called by a client once it is fully torn down. */
 void aipc_server_client_gone(struct aipc_server *server,
                              struct aipc_client *client);
@@ -67,7 +99,8 @@ void aipc_server_client_gone(struct aipc_server *server,
 
 /* Loop thread. Takes fd. */
 int aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
-                    pid_t pid, size_t shm_area_size, struct aipc_client **out);
+                    unsigned number, pid_t pid, size_t shm_area_size,
+                    struct aipc_client **out);
 /* Worker thread: handles one request (answering it). */
 void aipc_client_handle(struct aipc_client *client, struct aipc_request *req);
 /* Worker thread: destroys the client's streams and context, then frees it
@@ -88,6 +121,8 @@ struct aipc_sstream_params {
   uint32_t latency_frames;
   uint32_t shm_max; /* bytes; 0: no bound but the server's */
   int64_t deadline_min_ns;
+  struct aipc_stream_stats *stats; /* taken; retired with the stream */
+  struct aipc_stats_registry *registry;
 };
 
 /* Worker thread. Creates the shared memory and the backend stream. */
@@ -102,8 +137,5 @@ const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *stream);
 int aipc_sstream_register_device_changed(struct aipc_sstream *stream,
                                          bool enable);
-/* Callbacks served and deadlines missed so far. */
-void aipc_sstream_stats(const struct aipc_sstream *stream, uint64_t *callbacks,
-                        uint64_t *misses);
 
 #endif

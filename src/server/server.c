@@ -36,6 +36,8 @@ struct aipc_server {
   struct aipc_queue *runnable, **runnable_tail;
   struct aipc_client **clients;
   size_t nclients, clients_cap;
+  unsigned clients_made;
+  struct aipc_stats_registry *stats;
   bool quit;
 };
 
@@ -202,7 +204,10 @@ add_client(void *data)
   pthread_mutex_unlock(&server->lock);
 
   struct aipc_client *client;
-  nc->result = aipc_client_new(server, server->loop, nc->fd, nc->pid,
+  pthread_mutex_lock(&server->lock);
+  unsigned number = ++server->clients_made;
+  pthread_mutex_unlock(&server->lock);
+  nc->result = aipc_client_new(server, server->loop, nc->fd, number, nc->pid,
                                nc->shm_area_size, &client);
   if (nc->result < 0)
     return;
@@ -268,9 +273,26 @@ audioipc_server_new_client_for_pid(void *server, pid_t pid,
 
 /* --- Start and stop ----------------------------------------------------- */
 
+struct aipc_stats_registry *
+aipc_server_stats(struct aipc_server *server)
+{
+  return server->stats;
+}
+
+int
+audioipc_server_get_stream_stats(void *handle, AudioIpcStreamStats *stats,
+                                 size_t max)
+{
+  struct aipc_server *server = handle;
+  if (!server)
+    return -1;
+  return aipc_stats_export(server->stats, stats, max);
+}
+
 static void
 server_free(struct aipc_server *server)
 {
+  aipc_stats_registry_destroy(server->stats);
   if (server->shared_ctx)
     cubeb_destroy(server->shared_ctx);
   free(server->clients);
@@ -306,6 +328,10 @@ audioipc_server_start(const char *context_name, const char *backend_name,
   pthread_cond_init(&server->gone, NULL);
   server->runnable_tail = &server->runnable;
   server->limits = default_limits;
+  if (aipc_stats_registry_new(&server->stats) < 0) {
+    server_free(server);
+    return NULL;
+  }
   server->context_name = strdup(context_name ? context_name : "audioipc");
   if (backend_name && strncmp(backend_name, "virtual", 7) == 0 &&
       (backend_name[7] == '\0' || backend_name[7] == ':'))

@@ -29,7 +29,8 @@ struct aipc_sstream {
   uint32_t seq;
   bool awaiting; /* the last request missed its deadline, still unanswered */
 
-  atomic_uint_fast64_t callbacks, misses;
+  struct aipc_stream_stats *stats;
+  struct aipc_stats_registry *registry;
 };
 
 static uint32_t
@@ -55,6 +56,22 @@ await_response(struct aipc_stream_ctl *ctl, uint32_t seq, int64_t deadline)
   return true;
 }
 
+/* Audio thread: counts one wait (lock-free; clock_gettime is a vDSO
+ * call, not a syscall). */
+static void
+count_wait(struct aipc_stream_stats *st, int64_t since)
+{
+  int64_t us = (aipc_now_ns() - since) / AIPC_NSEC_PER_USEC;
+  uint32_t bucket = us < AIPC_WAIT_BUCKETS ? (uint32_t)us : AIPC_WAIT_BUCKETS;
+  atomic_fetch_add_explicit(&st->wait_hist[bucket], 1, memory_order_relaxed);
+  unsigned max = atomic_load_explicit(&st->wait_max_us, memory_order_relaxed);
+  unsigned now = us > UINT32_MAX ? UINT32_MAX : (unsigned)us;
+  while (now > max && !atomic_compare_exchange_weak_explicit(
+                          &st->wait_max_us, &max, now, memory_order_relaxed,
+                          memory_order_relaxed))
+    ;
+}
+
 /*
  * The backend's data callback, on its audio thread: no allocation, no
  * lock, no syscall but the futex. Serves the backend's request in chunks
@@ -72,7 +89,8 @@ data_callback(cubeb_stream *backend, void *user, const void *input,
   uint8_t *out = output;
   long done = 0;
 
-  atomic_fetch_add_explicit(&s->callbacks, 1, memory_order_relaxed);
+  struct aipc_stream_stats *st = s->stats;
+  atomic_fetch_add_explicit(&st->callbacks, 1, memory_order_relaxed);
   while (done < nframes) {
     if (s->awaiting) {
       if (aipc_wake_load(&ctl->response) != s->seq)
@@ -87,12 +105,15 @@ data_callback(cubeb_stream *backend, void *user, const void *input,
              (size_t)chunk * s->in_frame_bytes);
     atomic_store_explicit(&ctl->frames, chunk, memory_order_relaxed);
     s->seq++;
+    int64_t start = aipc_now_ns();
     aipc_wake_publish(&ctl->request, s->seq);
 
     int64_t wait = ((int64_t)chunk * s->ns_per_frame_x1024) >> 10;
     if (wait < s->deadline_min_ns)
       wait = s->deadline_min_ns;
-    if (!await_response(ctl, s->seq, aipc_now_ns() + wait)) {
+    bool answered = await_response(ctl, s->seq, start + wait);
+    count_wait(st, start);
+    if (!answered) {
       s->awaiting = true;
       goto silence;
     }
@@ -107,13 +128,14 @@ data_callback(cubeb_stream *backend, void *user, const void *input,
       memcpy(out + (size_t)done * s->out_frame_bytes, s->output_area,
              (size_t)got * s->out_frame_bytes);
     done += got;
+    atomic_fetch_add_explicit(&st->frames, (uint64_t)got, memory_order_relaxed);
     if ((uint32_t)got < chunk)
       return done; /* the client is draining */
   }
   return nframes;
 
 silence:
-  atomic_fetch_add_explicit(&s->misses, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->misses, 1, memory_order_relaxed);
   if (out)
     memset(out + (size_t)done * s->out_frame_bytes, 0,
            (size_t)(nframes - done) * s->out_frame_bytes);
@@ -134,10 +156,14 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
                  const struct aipc_sstream_params *p, struct aipc_sstream **out)
 {
   struct aipc_sstream *s = calloc(1, sizeof(*s));
-  if (!s)
+  if (!s) {
+    aipc_stats_retire(p->registry, p->stats);
     return -ENOMEM;
+  }
   s->client = client;
   s->id = id;
+  s->stats = p->stats;
+  s->registry = p->registry;
   s->in_frame_bytes = frame_bytes(p->input);
   s->out_frame_bytes = frame_bytes(p->output);
   uint32_t rate = p->output ? p->output->rate : p->input->rate;
@@ -183,6 +209,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   return 0;
 
 fail:
+  aipc_stats_retire(s->registry, s->stats);
   free(s);
   return r;
 }
@@ -194,6 +221,7 @@ aipc_sstream_destroy(struct aipc_sstream *s)
     return;
   /* cubeb_stream_destroy stops the stream: no callback runs after it. */
   cubeb_stream_destroy(s->backend);
+  aipc_stats_retire(s->registry, s->stats);
   aipc_shm_release(&s->shm);
   free(s);
 }
@@ -220,14 +248,6 @@ const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *s)
 {
   return &s->layout;
-}
-
-void
-aipc_sstream_stats(const struct aipc_sstream *s, uint64_t *callbacks,
-                   uint64_t *misses)
-{
-  *callbacks = atomic_load(&s->callbacks);
-  *misses = atomic_load(&s->misses);
 }
 
 static void

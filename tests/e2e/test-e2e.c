@@ -128,6 +128,19 @@ TEST(e2e_output_reaches_the_wav_bit_exact)
   struct e2e e;
   e2e_start(&e, FAST);
   test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
+
+  /* The server's own account of the stream agrees. */
+  AudioIpcStreamStats stats[4];
+  CHECK_INT(audioipc_server_get_stream_stats(e.server, stats, 4), ==, 1);
+  CHECK_INT(stats[0].client, ==, 1);
+  CHECK_INT(stats[0].stream, ==, 1);
+  CHECK_INT(stats[0].active, ==, 0);
+  CHECK_INT(stats[0].frames, ==, PLAY_FRAMES);
+  CHECK_INT(stats[0].misses, ==, 0);
+  CHECK_INT(stats[0].callbacks, ==, (PLAY_FRAMES + 127) / 128);
+  CHECK(stats[0].wait_p50_us <= stats[0].wait_p99_us);
+  CHECK(stats[0].wait_p99_us <= stats[0].wait_max_us ||
+        stats[0].wait_p99_us == 4096);
   e2e_stop_server(&e);
 
   struct aipc_wav_data wav;
