@@ -9,6 +9,7 @@
 #include "cubeb-errors.h"
 #include "log.h"
 #include "protocol.h"
+#include "rt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ callback_thread(void *data)
    * word here instead would race with that request. */
   uint32_t last = 0;
 
+  aipc_rt_enter();
   for (;;) {
     uint32_t seq = aipc_wake_load(&ctl->request);
     if (atomic_load(&s->quit))
@@ -54,7 +56,9 @@ callback_thread(void *data)
     long got;
     atomic_store(&s->in_user.value, 1);
     if (atomic_load(&s->running)) {
+      aipc_rt_leave();
       got = s->data_cb(s, s->user_ptr, s->input_area, s->output_area, frames);
+      aipc_rt_enter();
     } else {
       /* Stopped: answer with silence, never call the user. */
       if (s->output_area)
@@ -69,6 +73,7 @@ callback_thread(void *data)
                           memory_order_release);
     aipc_wake_publish(&ctl->response, seq);
   }
+  aipc_rt_leave();
 }
 
 /* Loop thread. */

@@ -9,6 +9,7 @@
 #include "cubeb-errors.h"
 #include "log.h"
 #include "protocol.h"
+#include "rt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +80,8 @@ count_wait(struct aipc_stream_stats *st, int64_t since)
  * the rest of the callback, and no new request until it has answered.
  */
 static long
-data_callback(cubeb_stream *backend, void *user, const void *input,
-              void *output, long nframes)
+serve(struct aipc_sstream *s, const void *input, void *output, long nframes)
 {
-  (void)backend;
-  struct aipc_sstream *s = user;
   struct aipc_stream_ctl *ctl = s->ctl;
   const uint8_t *in = input;
   uint8_t *out = output;
@@ -140,6 +138,17 @@ silence:
     memset(out + (size_t)done * s->out_frame_bytes, 0,
            (size_t)(nframes - done) * s->out_frame_bytes);
   return nframes;
+}
+
+static long
+data_callback(cubeb_stream *backend, void *user, const void *input,
+              void *output, long nframes)
+{
+  (void)backend;
+  aipc_rt_enter();
+  long r = serve(user, input, output, nframes);
+  aipc_rt_leave();
+  return r;
 }
 
 static void

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Real-time safety: counts calls to malloc, calloc, realloc, free and
+ * pthread_mutex_lock made inside the library's real-time sections (the
+ * server's part of every audio callback, the client's callback thread
+ * outside the user's callback) and fails on any. The counting functions
+ * interpose glibc's, in the server (this process) and in the client
+ * processes (this program, re-executed).
+ *
+ * Not built under sanitizers, whose runtimes own malloc.
+ */
+#include "../e2e/harness.h"
+#include "rt.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t size);
+extern void __libc_free(void *p);
+
+static int (*real_mutex_lock)(pthread_mutex_t *m);
+
+__attribute__((constructor)) static void
+find_real_functions(void)
+{
+  /* POSIX allows this conversion; ISO C does not, hence the memcpy. */
+  void *sym = dlsym(RTLD_NEXT, "pthread_mutex_lock");
+  memcpy(&real_mutex_lock, &sym, sizeof(sym));
+}
+
+/* The project builds with hidden visibility; these must be seen by the
+ * libraries to interpose glibc's and to bind the hooks. */
+#define EXPORT __attribute__((visibility("default")))
+
+static _Thread_local int rt_depth;
+static atomic_long rt_sections, rt_allocs, rt_frees, rt_locks;
+
+EXPORT void
+aipc_rt_hook_enter(void)
+{
+  if (rt_depth++ == 0)
+    atomic_fetch_add_explicit(&rt_sections, 1, memory_order_relaxed);
+}
+
+EXPORT void
+aipc_rt_hook_leave(void)
+{
+  rt_depth--;
+}
+
+EXPORT void *
+malloc(size_t size)
+{
+  if (rt_depth)
+    atomic_fetch_add(&rt_allocs, 1);
+  return __libc_malloc(size);
+}
+
+EXPORT void *
+calloc(size_t n, size_t size)
+{
+  if (rt_depth)
+    atomic_fetch_add(&rt_allocs, 1);
+  return __libc_calloc(n, size);
+}
+
+EXPORT void *
+realloc(void *p, size_t size)
+{
+  if (rt_depth)
+    atomic_fetch_add(&rt_allocs, 1);
+  return __libc_realloc(p, size);
+}
+
+EXPORT void
+free(void *p)
+{
+  if (rt_depth && p)
+    atomic_fetch_add(&rt_frees, 1);
+  __libc_free(p);
+}
+
+EXPORT int
+pthread_mutex_lock(pthread_mutex_t *m)
+{
+  if (rt_depth)
+    atomic_fetch_add(&rt_locks, 1);
+  if (!real_mutex_lock) /* only while the constructor runs dlsym */
+    find_real_functions();
+  return real_mutex_lock(m);
+}
+
+static void
+report(const char *who)
+{
+  printf("%s: %ld real-time sections; inside them %ld allocations, %ld frees, "
+         "%ld mutex locks\n",
+         who, atomic_load(&rt_sections), atomic_load(&rt_allocs),
+         atomic_load(&rt_frees), atomic_load(&rt_locks));
+  fflush(stdout);
+}
+
+static void
+check_clean(void)
+{
+  CHECK(atomic_load(&rt_sections) > 0); /* the hooks are wired up */
+  CHECK_INT(atomic_load(&rt_allocs), ==, 0);
+  CHECK_INT(atomic_load(&rt_frees), ==, 0);
+  CHECK_INT(atomic_load(&rt_locks), ==, 0);
+}
+
+struct player {
+  atomic_long frames;
+};
+
+static long
+data_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  struct player *p = user;
+  const float *input = in;
+  float *output = out;
+  for (long i = 0; i < n; i++)
+    output[2 * i] = output[2 * i + 1] = input ? input[i] : 0.25f;
+  atomic_fetch_add(&p->frames, n);
+  return n;
+}
+
+static void
+state_cb(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  (void)user;
+  CHECK(state != CUBEB_STATE_ERROR);
+}
+
+/* Plays an output and a duplex stream for a second of audio each. */
+E2E_CLIENT(play_and_count)
+{
+  (void)arg;
+  struct player p = {.frames = 0};
+  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                             .rate = 48000,
+                             .channels = 2,
+                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                            .rate = 48000,
+                            .channels = 1,
+                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream *streams[2];
+  CHECK_INT(cubeb_stream_init(ctx, &streams[0], "rt-out", NULL, NULL, NULL,
+                              &out, 128, data_cb, state_cb, &p),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_init(ctx, &streams[1], "rt-duplex", NULL, &in, NULL,
+                              &out, 128, data_cb, state_cb, &p),
+            ==, CUBEB_OK);
+  for (int i = 0; i < 2; i++)
+    CHECK_INT(cubeb_stream_start(streams[i]), ==, CUBEB_OK);
+  while (atomic_load(&p.frames) < 2 * 48000)
+    usleep(1000);
+  for (int i = 0; i < 2; i++) {
+    CHECK_INT(cubeb_stream_stop(streams[i]), ==, CUBEB_OK);
+    cubeb_stream_destroy(streams[i]);
+  }
+  report("client");
+  check_clean();
+}
+
+TEST(rt_no_allocation_or_lock_in_callbacks)
+{
+  struct e2e e;
+  e2e_start(&e, "virtual:clock=fast,out=%s");
+  test_wait_ok(e2e_spawn(&e, play_and_count, 0));
+  report("server");
+  check_clean();
+  e2e_finish(&e);
+}
