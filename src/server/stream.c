@@ -10,6 +10,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "rt.h"
+#include "virtual.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ struct aipc_sstream {
   /* Audio thread only. */
   uint32_t seq;
   bool awaiting; /* the last request missed its deadline, still unanswered */
+  int64_t asked_at;
+  uint32_t asked_frames;
+  bool split_asked; /* split_begin asked the client this period */
 
   struct aipc_stream_stats *stats;
   struct aipc_stats_registry *registry;
@@ -73,6 +77,77 @@ count_wait(struct aipc_stream_stats *st, int64_t since)
     ;
 }
 
+/* What collect() makes of a request. */
+enum {
+  ANSWER_MISSED = -1, /* late, or out of range: play silence */
+  ANSWER_FAILED = -2, /* the client's callback failed: CUBEB_STATE_ERROR */
+};
+
+/*
+ * Audio thread (this and collect): asks the client for `chunk` frames,
+ * with `in` (or NULL) as their input. Returns false, asking nothing, while
+ * the client has not answered a request that missed its deadline.
+ */
+static bool
+ask(struct aipc_sstream *s, const uint8_t *in, uint32_t chunk)
+{
+  struct aipc_stream_ctl *ctl = s->ctl;
+  if (s->awaiting) {
+    if (aipc_wake_load(&ctl->response) != s->seq)
+      return false;
+    s->awaiting = false;
+  }
+  if (in)
+    memcpy(s->input_area, in, (size_t)chunk * s->in_frame_bytes);
+  atomic_store_explicit(&ctl->frames, chunk, memory_order_relaxed);
+  s->seq++;
+  s->asked_at = aipc_now_ns();
+  s->asked_frames = chunk;
+  aipc_wake_publish(&ctl->request, s->seq);
+  return true;
+}
+
+/* Waits for the answer to the last request, until its deadline, and
+ * copies its frames to `out` (or NULL). Returns the frame count, or one of
+ * the ANSWER_ values. */
+static int32_t
+collect(struct aipc_sstream *s, uint8_t *out)
+{
+  struct aipc_stream_ctl *ctl = s->ctl;
+  uint32_t chunk = s->asked_frames;
+  int64_t wait = ((int64_t)chunk * s->ns_per_frame_x1024) >> 10;
+  if (wait < s->deadline_min_ns)
+    wait = s->deadline_min_ns;
+  bool answered = await_response(ctl, s->seq, s->asked_at + wait);
+  count_wait(s->stats, s->asked_at);
+  if (!answered) {
+    s->awaiting = true;
+    return ANSWER_MISSED;
+  }
+  /* Read the client's answer once; it may change under us. */
+  int32_t got = atomic_load_explicit(&ctl->result, memory_order_acquire);
+  if (got < 0)
+    return ANSWER_FAILED;
+  if ((uint32_t)got > chunk)
+    return ANSWER_MISSED;
+  if (out)
+    memcpy(out, s->output_area, (size_t)got * s->out_frame_bytes);
+  atomic_fetch_add_explicit(&s->stats->frames, (uint64_t)got,
+                            memory_order_relaxed);
+  return got;
+}
+
+/* Silence for the rest of a callback whose client missed. */
+static long
+play_silence(struct aipc_sstream *s, uint8_t *out, long done, long nframes)
+{
+  atomic_fetch_add_explicit(&s->stats->misses, 1, memory_order_relaxed);
+  if (out)
+    memset(out + (size_t)done * s->out_frame_bytes, 0,
+           (size_t)(nframes - done) * s->out_frame_bytes);
+  return nframes;
+}
+
 /*
  * The backend's data callback, on its audio thread: no allocation, no
  * lock, no syscall but the futex. Serves the backend's request in chunks
@@ -80,63 +155,26 @@ count_wait(struct aipc_stream_stats *st, int64_t since)
  * the rest of the callback, and no new request until it has answered.
  */
 static long
-serve(struct aipc_sstream *s, const void *input, void *output, long nframes)
+serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out, long nframes)
 {
-  struct aipc_stream_ctl *ctl = s->ctl;
-  const uint8_t *in = input;
-  uint8_t *out = output;
   long done = 0;
-
-  struct aipc_stream_stats *st = s->stats;
-  atomic_fetch_add_explicit(&st->callbacks, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->stats->callbacks, 1, memory_order_relaxed);
   while (done < nframes) {
-    if (s->awaiting) {
-      if (aipc_wake_load(&ctl->response) != s->seq)
-        goto silence;
-      s->awaiting = false;
-    }
     uint32_t chunk = (uint32_t)(nframes - done);
     if (chunk > s->layout.frames_max)
       chunk = s->layout.frames_max;
-    if (in)
-      memcpy(s->input_area, in + (size_t)done * s->in_frame_bytes,
-             (size_t)chunk * s->in_frame_bytes);
-    atomic_store_explicit(&ctl->frames, chunk, memory_order_relaxed);
-    s->seq++;
-    int64_t start = aipc_now_ns();
-    aipc_wake_publish(&ctl->request, s->seq);
-
-    int64_t wait = ((int64_t)chunk * s->ns_per_frame_x1024) >> 10;
-    if (wait < s->deadline_min_ns)
-      wait = s->deadline_min_ns;
-    bool answered = await_response(ctl, s->seq, start + wait);
-    count_wait(st, start);
-    if (!answered) {
-      s->awaiting = true;
-      goto silence;
-    }
-
-    /* Read the client's answer once; it may change under us. */
-    int32_t got = atomic_load_explicit(&ctl->result, memory_order_acquire);
-    if (got < 0)
+    if (!ask(s, in ? in + (size_t)done * s->in_frame_bytes : NULL, chunk))
+      return play_silence(s, out, done, nframes);
+    int32_t got =
+        collect(s, out ? out + (size_t)done * s->out_frame_bytes : NULL);
+    if (got == ANSWER_FAILED)
       return CUBEB_ERROR;
-    if ((uint32_t)got > chunk)
-      goto silence;
-    if (out)
-      memcpy(out + (size_t)done * s->out_frame_bytes, s->output_area,
-             (size_t)got * s->out_frame_bytes);
+    if (got == ANSWER_MISSED)
+      return play_silence(s, out, done, nframes);
     done += got;
-    atomic_fetch_add_explicit(&st->frames, (uint64_t)got, memory_order_relaxed);
     if ((uint32_t)got < chunk)
       return done; /* the client is draining */
   }
-  return nframes;
-
-silence:
-  atomic_fetch_add_explicit(&st->misses, 1, memory_order_relaxed);
-  if (out)
-    memset(out + (size_t)done * s->out_frame_bytes, 0,
-           (size_t)(nframes - done) * s->out_frame_bytes);
   return nframes;
 }
 
@@ -150,6 +188,43 @@ data_callback(cubeb_stream *backend, void *user, const void *input,
   aipc_rt_leave();
   return r;
 }
+
+/*
+ * Split-phase service for the virtual device, which asks every stream of
+ * a period before it collects any answer, so that the clients run in
+ * parallel and the device thread sleeps about once per period.
+ */
+static void
+split_begin(void *user, const void *input, long frames)
+{
+  struct aipc_sstream *s = user;
+  aipc_rt_enter();
+  s->split_asked = ask(s, input, (uint32_t)frames);
+  aipc_rt_leave();
+}
+
+static long
+split_end(void *user, void *output, long frames)
+{
+  struct aipc_sstream *s = user;
+  aipc_rt_enter();
+  atomic_fetch_add_explicit(&s->stats->callbacks, 1, memory_order_relaxed);
+  long r;
+  int32_t got = s->split_asked ? collect(s, output) : ANSWER_MISSED;
+  if (got == ANSWER_FAILED)
+    r = CUBEB_ERROR;
+  else if (got == ANSWER_MISSED)
+    r = play_silence(s, output, 0, frames);
+  else
+    r = got;
+  aipc_rt_leave();
+  return r;
+}
+
+static const struct aipc_virtual_split split_service = {
+    .begin = split_begin,
+    .end = split_end,
+};
 
 static void
 state_callback(cubeb_stream *backend, void *user, cubeb_state state)
@@ -214,6 +289,10 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
     aipc_shm_release(&s->shm);
     goto fail;
   }
+  /* No libcubeb backend is called "virtual": this is our own device. */
+  if (strcmp(cubeb_get_backend_id(ctx), "virtual") == 0)
+    aipc_virtual_stream_set_split(s->backend, &split_service, s,
+                                  s->layout.frames_max);
   *out = s;
   return 0;
 

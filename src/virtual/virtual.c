@@ -104,7 +104,10 @@ struct cubeb_stream {
   /* dev->lock */
   struct cubeb_stream *next;
   enum stream_state state;
-  bool doomed; /* destroyed from its own callback; the clock thread frees */
+  const struct aipc_virtual_split *split; /* see virtual.h */
+  void *split_user;
+  bool pending; /* asked this period (split), not yet collected */
+  bool doomed;  /* destroyed from its own callback; the clock thread frees */
   bool input_muted;
   float volume;
   uint64_t position;
@@ -297,25 +300,45 @@ run_period(struct device *dev)
   for (size_t i = 0; i < samples; i++)
     dev->mix[i] = -0.0f;
 
+  /* Fan-out: ask every split-phase stream before waiting for any. A
+   * pending stream cannot be unlinked (destroy waits for it). */
+  for (struct cubeb_stream *stm = dev->streams; stm; stm = stm->next) {
+    if (stm->state != STREAM_STARTED || !stm->split)
+      continue;
+    stm->pending = true;
+    bool muted = stm->input_muted;
+    pthread_mutex_unlock(&dev->lock);
+    if (stm->in_channels)
+      fill_input(dev, stm, muted);
+    stm->split->begin(stm->split_user, stm->in_channels ? stm->in_buf : NULL,
+                      (long)period);
+    pthread_mutex_lock(&dev->lock);
+  }
+
   struct cubeb_stream *stm = dev->streams;
   while (stm) {
-    if (stm->state != STREAM_STARTED) {
+    /* A pending stream stopped meanwhile is still collected. */
+    if (stm->state != STREAM_STARTED && !stm->pending) {
       stm = stm->next;
       continue;
     }
+    bool split = stm->pending;
     dev->busy = stm;
     dev->busy_in_data = true;
     float volume = stm->volume;
     bool muted = stm->input_muted;
     pthread_mutex_unlock(&dev->lock);
 
-    if (stm->in_channels)
+    if (!split && stm->in_channels)
       fill_input(dev, stm, muted);
     if (stm->out_channels)
       memset(stm->out_buf, 0,
              (size_t)period * stm->out_channels * sample_bytes(stm->format));
-    long n = stm->data_cb(stm, stm->user_ptr, stm->in_buf, stm->out_buf,
-                          (long)period);
+    long n = split ? stm->split->end(stm->split_user,
+                                     stm->out_channels ? stm->out_buf : NULL,
+                                     (long)period)
+                   : stm->data_cb(stm, stm->user_ptr, stm->in_buf, stm->out_buf,
+                                  (long)period);
     bool valid = n >= 0 && n <= (long)period;
     if (valid && n > 0 && stm->out_channels) {
       mix_stream(dev, stm, (uint32_t)n, volume);
@@ -338,6 +361,7 @@ run_period(struct device *dev)
                     valid ? CUBEB_STATE_DRAINED : CUBEB_STATE_ERROR);
       pthread_mutex_lock(&dev->lock);
     }
+    stm->pending = false;
     dev->busy = NULL;
     pthread_cond_broadcast(&dev->idle);
     struct cubeb_stream *next = stm->next;
@@ -840,7 +864,7 @@ halt_locked(struct device *dev, struct cubeb_stream *stm)
   stm->state = STREAM_STOPPED;
   if (clock_device == dev)
     return;
-  while (dev->busy == stm)
+  while (dev->busy == stm || stm->pending)
     pthread_cond_wait(&dev->idle, &dev->lock);
 }
 
@@ -1171,4 +1195,19 @@ aipc_virtual_trigger_collection_changed(cubeb_device_type type)
   for (size_t i = 0; i < count; i++)
     calls[i].cb(calls[i].ctx, calls[i].user_ptr);
   free(calls);
+}
+
+bool
+aipc_virtual_stream_set_split(cubeb_stream *stm,
+                              const struct aipc_virtual_split *split,
+                              void *user, uint32_t max_frames)
+{
+  struct device *dev = stm->dev;
+  if (dev->opts.period > max_frames)
+    return false;
+  pthread_mutex_lock(&dev->lock);
+  stm->split = split;
+  stm->split_user = user;
+  pthread_mutex_unlock(&dev->lock);
+  return true;
 }

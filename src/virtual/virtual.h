@@ -57,6 +57,8 @@
 #define AIPC_VIRTUAL_H
 
 #include <cubeb/cubeb.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 /* Creates a context on the virtual device. `options` is the text after
  * "virtual:" (NULL or "" for the defaults), borrowed. Returns CUBEB_OK,
@@ -67,6 +69,26 @@
  * its callbacks (that is refused and leaks the context). */
 int aipc_virtual_init(cubeb **context, const char *context_name,
                       const char *options);
+
+/*
+ * Split-phase data callbacks, for the audioipc server's streams. In each
+ * period the device calls begin() of every such started stream (which
+ * asks its client for the period and returns at once), and only then
+ * end() of each (which waits for that answer and returns what a data
+ * callback would), so the clients work in parallel and the device thread
+ * sleeps about once per period instead of once per stream.
+ */
+struct aipc_virtual_split {
+  void (*begin)(void *user, const void *input, long frames);
+  long (*end)(void *user, void *output, long frames);
+};
+
+/* Drives `stream` (a stream of a virtual context) with `split` instead of
+ * its data callback, if the device's period is at most `max_frames`;
+ * returns whether it will. Call before the stream starts. */
+bool aipc_virtual_stream_set_split(cubeb_stream *stream,
+                                   const struct aipc_virtual_split *split,
+                                   void *user, uint32_t max_frames);
 
 /* Test hooks: make every virtual context in this process report a
  * device change to each stream that registered a callback, or a device
