@@ -90,7 +90,8 @@ typedef struct {
   uint64_t misses;    /* requests the client did not answer in time */
   /* How long the backend's audio thread waited for the client per
    * request, in microseconds (1 us resolution up to 4 ms). */
-  uint32_t wait_p50_us, wait_p99_us, wait_max_us;
+  uint32_t wait_p50_us, wait_p99_us, wait_p999_us, wait_max_us;
+  uint32_t shm_bytes; /* the stream's shared memory */
 } AudioIpcStreamStats;
 
 /*
@@ -112,6 +113,12 @@ AUDIOIPC_EXPORT int audioipc_server_get_stream_stats(void *server,
  */
 AUDIOIPC_EXPORT void audioipc_server_virtual_device_changed(void);
 AUDIOIPC_EXPORT void audioipc_server_virtual_collection_changed(void);
+
+/* Periods the virtual device's realtime clocks have run in this process,
+ * and how many started more than 1 ms late because the machine woke the
+ * clock thread late (which no design can absorb). Any thread. */
+AUDIOIPC_EXPORT void audioipc_server_virtual_timing(uint64_t *periods,
+                                                    uint64_t *late_wakes);
 
 #ifdef __cplusplus
 }

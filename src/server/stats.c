@@ -8,6 +8,7 @@
 #include "audioipc/server.h"
 
 #include "server-private.h"
+#include "virtual.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,8 @@ export_one(const struct aipc_stream_stats *s, bool active,
                                .misses = atomic_load(&s->misses),
                                .wait_p50_us = percentile(s, waits, 0.50),
                                .wait_p99_us = percentile(s, waits, 0.99),
+                               .wait_p999_us = percentile(s, waits, 0.999),
+                               .shm_bytes = s->shm_bytes,
                                .wait_max_us = atomic_load(&s->wait_max_us)};
 }
 
@@ -147,4 +150,10 @@ aipc_stats_export(struct aipc_stats_registry *r, AudioIpcStreamStats *out,
   }
   pthread_mutex_unlock(&r->lock);
   return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+void
+audioipc_server_virtual_timing(uint64_t *periods, uint64_t *late_wakes)
+{
+  aipc_virtual_timing(periods, late_wakes);
 }

@@ -128,6 +128,20 @@ static struct {
     .closed = PTHREAD_COND_INITIALIZER,
 };
 
+/* Realtime periods run, and those started more than LATE_WAKE_NS late,
+ * over every device in the process. */
+#define LATE_WAKE_NS AIPC_NSEC_PER_MSEC
+static struct {
+  atomic_uint_fast64_t periods, late;
+} timing;
+
+void
+aipc_virtual_timing(uint64_t *periods, uint64_t *late_wakes)
+{
+  *periods = atomic_load(&timing.periods);
+  *late_wakes = atomic_load(&timing.late);
+}
+
 /* Set on each clock thread: calls from a callback must not wait for the
  * callback to end. */
 static _Thread_local struct device *clock_device;
@@ -417,7 +431,8 @@ clock_main(void *data)
     if (o->clock == AIPC_VIRTUAL_CLOCK_REALTIME) {
       int64_t now = aipc_now_ns();
       int64_t deadline = base + frames_to_ns(frames, o->rate);
-      if (restart || now - deadline > LATE_LIMIT_NS) {
+      int64_t late = restart ? 0 : now - deadline;
+      if (restart || late > LATE_LIMIT_NS) {
         base = deadline = now;
         frames = 0;
         restart = false;
@@ -428,6 +443,11 @@ clock_main(void *data)
         pthread_mutex_lock(&dev->lock);
         continue; /* streams may have stopped, or the device closed */
       }
+      /* Woken late by the machine: no design absorbs that, so it is
+       * counted apart. */
+      atomic_fetch_add_explicit(&timing.periods, 1, memory_order_relaxed);
+      if (late > LATE_WAKE_NS)
+        atomic_fetch_add_explicit(&timing.late, 1, memory_order_relaxed);
     }
     run_period(dev);
     frames += o->period;

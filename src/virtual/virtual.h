@@ -90,6 +90,11 @@ bool aipc_virtual_stream_set_split(cubeb_stream *stream,
                                    const struct aipc_virtual_split *split,
                                    void *user, uint32_t max_frames);
 
+/* Periods the realtime clocks of this process have run, and how many of
+ * them started more than 1 ms after their time (the machine woke the
+ * clock thread late). */
+void aipc_virtual_timing(uint64_t *periods, uint64_t *late_wakes);
+
 /* Test hooks: make every virtual context in this process report a
  * device change to each stream that registered a callback, or a device
  * collection change to each context registered for any of `type`'s
