@@ -35,6 +35,7 @@ callback_thread(void *data)
   cubeb_stream *s = data;
   struct aipc_stream_ctl *ctl = s->ctl;
   aipc_client_set_in_callback(true); /* for the thread's whole life */
+  aipc_thread_promote();
   /* The region is new and the server's first request is 1; reading the
    * word here instead would race with that request. */
   uint32_t last = 0;

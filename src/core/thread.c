@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 #include "thread.h"
 
+#include "log.h"
+
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,4 +62,26 @@ aipc_thread_start(pthread_t *thread, const char *name,
     return -r;
   }
   return 0;
+}
+
+int
+aipc_thread_promote(void)
+{
+  static atomic_bool warned;
+  int priority = 10;
+  const char *env = getenv("AUDIOIPC_RT_PRIORITY");
+  if (env)
+    priority = atoi(env);
+  if (priority <= 0)
+    return 0;
+  int max = sched_get_priority_max(SCHED_FIFO);
+  if (priority > max)
+    priority = max;
+  struct sched_param param = {.sched_priority = priority};
+  int r = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+  if (r != 0 && !atomic_exchange(&warned, true))
+    aipc_warn("no real-time priority for audio threads (%s); set "
+              "RLIMIT_RTPRIO or run with CAP_SYS_NICE",
+              strerror(r));
+  return -r;
 }

@@ -22,4 +22,12 @@ int aipc_thread_start(pthread_t *thread, const char *name,
                       const struct aipc_thread_hooks *hooks,
                       void (*fn)(void *data), void *data);
 
+/*
+ * Asks for real-time scheduling (SCHED_FIFO) for the calling thread, at
+ * the priority AUDIOIPC_RT_PRIORITY gives (default 10; 0 turns promotion
+ * off). Returns 0 or -errno; the first failure in the process is logged,
+ * later ones are not. Never fatal: audio still plays, less robustly.
+ */
+int aipc_thread_promote(void);
+
 #endif

@@ -421,6 +421,10 @@ clock_main(void *data)
   uint64_t frames = 0; /* played since base */
 
   clock_device = dev;
+  /* Only a paced clock: a fast one never sleeps between periods and would
+   * starve everything else at real-time priority. */
+  if (o->clock == AIPC_VIRTUAL_CLOCK_REALTIME)
+    aipc_thread_promote();
   pthread_mutex_lock(&dev->lock);
   while (!atomic_load(&dev->quit)) {
     if (dev->active == 0) {
