@@ -54,6 +54,19 @@ pid_t e2e_spawn(struct e2e *e, e2e_client_fn fn, int arg);
 /* As e2e_spawn, and the client also keeps `fd`: fn's arg is its number. */
 pid_t e2e_spawn_keeping(struct e2e *e, e2e_client_fn fn, int fd);
 
+/* The stream parameters most tests use: 48 kHz float, stereo out, mono
+ * in (initializers, since libcubeb takes non-const pointers). */
+#define E2E_STEREO_OUT                                                         \
+  {                                                                            \
+    .format = CUBEB_SAMPLE_FLOAT32NE, .rate = 48000, .channels = 2,            \
+    .layout = CUBEB_LAYOUT_STEREO                                              \
+  }
+#define E2E_MONO_IN                                                            \
+  {                                                                            \
+    .format = CUBEB_SAMPLE_FLOAT32NE, .rate = 48000, .channels = 1,            \
+    .layout = CUBEB_LAYOUT_MONO                                                \
+  }
+
 /* A sample value that is exact in float and differs between frames and
  * channels, so a WAV comparison catches any slip. */
 static inline float

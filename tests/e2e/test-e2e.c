@@ -104,10 +104,7 @@ E2E_CLIENT(play_known_sequence)
   (void)arg;
   struct player p = {.total = PLAY_FRAMES};
   watch_init(&p.watch);
-  cubeb_stream_params params = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                                .rate = RATE,
-                                .channels = 2,
-                                .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params params = E2E_STEREO_OUT;
   CHECK_INT(cubeb_stream_init(ctx, &p.stream, "known", NULL, NULL, NULL,
                               &params, 256, play_cb, player_state, &p),
             ==, CUBEB_OK);
@@ -200,14 +197,8 @@ E2E_CLIENT(run_duplex)
   (void)arg;
   struct duplex d = {.frame = 0};
   watch_init(&d.watch);
-  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                            .rate = RATE,
-                            .channels = 1,
-                            .layout = CUBEB_LAYOUT_MONO};
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params in = E2E_MONO_IN;
+  cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *stm;
   CHECK_INT(cubeb_stream_init(ctx, &stm, "duplex", NULL, &in, NULL, &out, 128,
                               duplex_cb, duplex_state, &d),
@@ -318,14 +309,8 @@ E2E_CLIENT(call_every_operation)
   CHECK_INT(value, ==, 2);
   CHECK_INT(cubeb_get_preferred_sample_rate(ctx, &value), ==, CUBEB_OK);
   CHECK_INT(value, ==, RATE);
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
-  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                            .rate = RATE,
-                            .channels = 1,
-                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream_params in = E2E_MONO_IN;
   CHECK_INT(cubeb_get_min_latency(ctx, &out, &value), ==, CUBEB_OK);
   CHECK_INT(value, ==, 128);
 
@@ -450,10 +435,7 @@ E2E_CLIENT(check_semantics)
   (void)arg;
   struct semantics s = {.callbacks = 0};
   watch_init(&s.watch);
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
   CHECK_INT(cubeb_stream_init(ctx, &s.stream, "semantics", NULL, NULL, NULL,
                               &out, 128, nesting_cb, semantics_state, &s),
             ==, CUBEB_OK);
@@ -521,10 +503,7 @@ E2E_CLIENT(survive_server_death)
   int report = arg;
   struct survivor s = {.callbacks = 0};
   watch_init(&s.watch);
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *streams[2];
   for (int i = 0; i < 2; i++) {
     CHECK_INT(cubeb_stream_init(ctx, &streams[i], "survivor", NULL, NULL, NULL,
@@ -601,10 +580,7 @@ E2E_CLIENT(four_streams_three_rounds)
   (void)arg;
   struct survivor s = {.callbacks = 0};
   watch_init(&s.watch);
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
   for (int round = 0; round < 3; round++) {
     cubeb_stream *streams[4];
     for (int i = 0; i < 4; i++)
@@ -704,10 +680,7 @@ E2E_CLIENT(error_and_input_only)
   (void)arg;
   struct failing f = {.calls = 0};
   watch_init(&f.watch);
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *stm;
   CHECK_INT(cubeb_stream_init(ctx, &stm, "fails", NULL, NULL, NULL, &out, 128,
                               fail_on_third_cb, failing_state, &f),
@@ -719,10 +692,7 @@ E2E_CLIENT(error_and_input_only)
   CHECK_INT(watch_count(&f.watch, CUBEB_STATE_ERROR), ==, 1);
   cubeb_stream_destroy(stm);
 
-  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                            .rate = RATE,
-                            .channels = 1,
-                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream_params in = E2E_MONO_IN;
   CHECK_INT(cubeb_stream_init(ctx, &stm, "input-only", NULL, &in, NULL, NULL,
                               128, input_only_cb, failing_state, &f),
             ==, CUBEB_OK);
@@ -752,10 +722,7 @@ E2E_CLIENT(slow_stream_creation)
   int go = arg; /* read end: the quick client is measuring */
   char c;
   CHECK(read(go, &c, 1) == 1);
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
   for (int i = 0; i < 2; i++) {
     cubeb_stream *stm;
     CHECK_INT(cubeb_stream_init(ctx, &stm, "slow", NULL, NULL, NULL, &out, 128,

@@ -79,14 +79,8 @@ E2E_CLIENT(run_at_pace)
   const struct pace *p = &paces[arg];
   CHECK(strcmp(cubeb_get_backend_id(ctx), "pulse") == 0);
   struct tone t = {.hz = p->hz};
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = RATE,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
-  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                            .rate = RATE,
-                            .channels = 1,
-                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream_params in = E2E_MONO_IN;
   cubeb_stream *stm;
   CHECK_INT(cubeb_stream_init(ctx, &stm, "pace", NULL, p->dir & IN ? &in : NULL,
                               NULL, p->dir & OUT ? &out : NULL, 1200, tone_cb,

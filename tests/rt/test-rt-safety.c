@@ -145,14 +145,8 @@ E2E_CLIENT(play_and_count)
 {
   (void)arg;
   struct player p = {.frames = 0};
-  cubeb_stream_params out = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                             .rate = 48000,
-                             .channels = 2,
-                             .layout = CUBEB_LAYOUT_STEREO};
-  cubeb_stream_params in = {.format = CUBEB_SAMPLE_FLOAT32NE,
-                            .rate = 48000,
-                            .channels = 1,
-                            .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream_params in = E2E_MONO_IN;
   cubeb_stream *streams[2];
   CHECK_INT(cubeb_stream_init(ctx, &streams[0], "rt-out", NULL, NULL, NULL,
                               &out, 128, data_cb, state_cb, &p),
