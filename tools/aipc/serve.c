@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * aipc serve: a standalone server. Each process that connects to the
+ * listening socket gets one client connection, made for its pid and sent
+ * back with SCM_RIGHTS; then the listening side's socket is closed.
+ */
+#include "aipc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static const char serve_usage[] =
+    "usage: aipc serve --listen PATH [--backend NAME]\n"
+    "\n"
+    "Runs a server on a Unix socket (SOCK_SEQPACKET, mode 0600). A process "
+    "that\nconnects there receives one client connection (an fd, with "
+    "SCM_RIGHTS) to\npass to audioipc_client_init, as \"aipc play --connect "
+    "PATH\" does. Stops\ncleanly on SIGINT or SIGTERM and removes the "
+    "socket.\n"
+    "\n"
+    "Options:\n"
+    "  --listen PATH    the socket's path; a stale socket there is "
+    "replaced, a\n"
+    "                   live one is not\n"
+    "  --backend NAME   the server's backend: a cubeb backend name (pulse, "
+    "alsa,\n"
+    "                   ...) or virtual[:OPTIONS]; default: cubeb's default "
+    "when\n"
+    "                   a sound server is reachable, else "
+    "virtual:clock=realtime\n"
+    "  -h, --help       show this help\n";
+
+/* Removes a stale socket at `addr`, refusing a live one or anything that
+ * is not a socket. Returns 0 or -1 (reported). */
+static int
+clear_stale(const struct sockaddr_un *addr)
+{
+  const char *path = addr->sun_path;
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT)
+      return 0;
+    fprintf(stderr, "aipc serve: cannot check %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    fprintf(stderr,
+            "aipc serve: %s exists and is not a socket; not "
+            "replacing it\n",
+            path);
+    return -1;
+  }
+  int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (probe < 0) {
+    fprintf(stderr, "aipc serve: cannot make a socket: %s\n", strerror(errno));
+    return -1;
+  }
+  int r = connect(probe, (const struct sockaddr *)addr, sizeof(*addr));
+  int err = errno;
+  close(probe);
+  if (r == 0) {
+    fprintf(stderr, "aipc serve: another server is listening on %s\n", path);
+    return -1;
+  }
+  if (err != ECONNREFUSED) {
+    fprintf(stderr, "aipc serve: cannot tell whether %s is in use: %s\n", path,
+            strerror(err));
+    return -1;
+  }
+  if (unlink(path) < 0 && errno != ENOENT) {
+    fprintf(stderr, "aipc serve: cannot remove the stale socket %s: %s\n", path,
+            strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Returns the listening socket, or -1 (reported). Writes the socket
+ * file's inode to *ino, to remove only our own socket at the end. */
+static int
+listen_on(const struct sockaddr_un *addr, ino_t *ino)
+{
+  const char *path = addr->sun_path;
+  if (clear_stale(addr) < 0)
+    return -1;
+  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (sock < 0) {
+    fprintf(stderr, "aipc serve: cannot make a socket: %s\n", strerror(errno));
+    return -1;
+  }
+  /* The umask makes the file 0600 from the start; no window where others
+   * could connect. */
+  mode_t old = umask(0177);
+  int r = bind(sock, (const struct sockaddr *)addr, sizeof(*addr));
+  int err = errno;
+  umask(old);
+  if (r < 0) {
+    fprintf(stderr, "aipc serve: cannot bind to %s: %s\n", path, strerror(err));
+    close(sock);
+    return -1;
+  }
+  struct stat st;
+  if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
+    fprintf(stderr, "aipc serve: cannot set up %s: %s\n", path,
+            strerror(errno));
+    goto fail;
+  }
+  *ino = st.st_ino;
+  if (listen(sock, 64) < 0) {
+    fprintf(stderr, "aipc serve: cannot listen on %s: %s\n", path,
+            strerror(errno));
+    goto fail;
+  }
+  return sock;
+
+fail:
+  unlink(path);
+  close(sock);
+  return -1;
+}
+
+/* Serves one accepted connection (taken). */
+static void
+serve_one(void *server, int conn, unsigned number)
+{
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    fprintf(stderr, "aipc serve: cannot read the peer's credentials: %s\n",
+            strerror(errno));
+    close(conn);
+    return;
+  }
+  int fd = audioipc_server_new_client_for_pid(server, cred.pid, 0);
+  if (fd < 0) {
+    fprintf(stderr, "aipc serve: cannot make a connection for pid %d: %s\n",
+            (int)cred.pid, strerror(errno));
+    aipc_send_fd(conn, -1); /* tells the peer, which is all we can do */
+    close(conn);
+    return;
+  }
+  int r = aipc_send_fd(conn, fd);
+  close(fd);
+  close(conn);
+  if (r == -EPIPE || r == -ECONNRESET)
+    printf("aipc serve: pid %d hung up without taking its connection\n",
+           (int)cred.pid);
+  else if (r < 0)
+    fprintf(stderr, "aipc serve: cannot send pid %d its connection: %s\n",
+            (int)cred.pid, strerror(-r));
+  else
+    printf("aipc serve: client %u connected: pid %d, uid %u\n", number,
+           (int)cred.pid, (unsigned)cred.uid);
+}
+
+int
+aipc_serve_main(int argc, char **argv)
+{
+  static const struct option options[] = {
+      {"listen", required_argument, NULL, 'l'},
+      {"backend", required_argument, NULL, 'b'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *path = NULL, *backend = NULL;
+  int c;
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    switch (c) {
+    case 'l':
+      path = optarg;
+      break;
+    case 'b':
+      backend = optarg;
+      break;
+    case 'h':
+      fputs(serve_usage, stdout);
+      return AIPC_EXIT_OK;
+    default:
+      return aipc_bad_option("serve", serve_usage, c, argv);
+    }
+  }
+  if (optind != argc)
+    return aipc_usage_error("serve", serve_usage, "unexpected argument %s",
+                            argv[optind]);
+  if (!path)
+    return aipc_usage_error("serve", serve_usage, "--listen PATH is needed");
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (!*path || strlen(path) >= sizeof(addr.sun_path))
+    return aipc_usage_error("serve", serve_usage,
+                            "--listen %s: not a usable socket path (1 to "
+                            "%zu bytes)",
+                            path, sizeof(addr.sun_path) - 1);
+  memcpy(addr.sun_path, path, strlen(path) + 1);
+
+  /* Blocked before any thread starts, so that only the signalfd sees
+   * them; the server's threads inherit the mask. */
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+    fprintf(stderr, "aipc serve: cannot block SIGINT and SIGTERM: %s\n",
+            strerror(errno));
+    return AIPC_EXIT_FAILURE;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (sfd < 0) {
+    fprintf(stderr, "aipc serve: cannot make a signalfd: %s\n",
+            strerror(errno));
+    return AIPC_EXIT_FAILURE;
+  }
+  ino_t ino = 0;
+  int lsock = listen_on(&addr, &ino);
+  if (lsock < 0) {
+    close(sfd);
+    return AIPC_EXIT_FAILURE;
+  }
+  struct aipc_backend b;
+  if (aipc_backend_start("serve", backend, "virtual:clock=realtime", &b) < 0) {
+    unlink(path);
+    close(lsock);
+    close(sfd);
+    return AIPC_EXIT_FAILURE;
+  }
+  char description[700];
+  aipc_backend_describe(&b, description, sizeof(description));
+  printf("aipc serve: backend %s, %u Hz; listening on %s\n", description,
+         b.rate, path);
+
+  int status = AIPC_EXIT_OK;
+  unsigned clients = 0;
+  for (;;) {
+    struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
+                            {.fd = lsock, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      fprintf(stderr, "aipc serve: poll failed: %s\n", strerror(errno));
+      status = AIPC_EXIT_FAILURE;
+      break;
+    }
+    if (fds[0].revents) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        printf("aipc serve: SIG%s: stopping after %u clients\n",
+               sigabbrev_np((int)si.ssi_signo), clients);
+        break;
+      }
+    }
+    if (fds[1].revents) {
+      int conn = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+          fprintf(stderr, "aipc serve: cannot accept a connection: %s\n",
+                  strerror(errno));
+        continue;
+      }
+      serve_one(b.server, conn, ++clients);
+    }
+  }
+
+  aipc_backend_stop(&b);
+  close(lsock);
+  struct stat st;
+  if (lstat(path, &st) == 0 && st.st_ino == ino && unlink(path) < 0) {
+    fprintf(stderr, "aipc serve: cannot remove %s: %s\n", path,
+            strerror(errno));
+    status = AIPC_EXIT_FAILURE;
+  }
+  close(sfd);
+  return status;
+}
