@@ -72,6 +72,9 @@ struct aipc_stream_stats *aipc_stats_new(struct aipc_stats_registry *registry,
 /* The stream is gone: keep its numbers among the recently retired. */
 void aipc_stats_retire(struct aipc_stats_registry *registry,
                        struct aipc_stream_stats *stats);
+/* The stream never ran (its creation failed): forget it. */
+void aipc_stats_discard(struct aipc_stats_registry *registry,
+                        struct aipc_stream_stats *stats);
 /* Copies out up to `max` streams' statistics, live ones first; returns
  * how many there are. */
 int aipc_stats_export(struct aipc_stats_registry *registry,

@@ -72,17 +72,35 @@ aipc_stats_new(struct aipc_stats_registry *r, unsigned client, pid_t pid,
   return s;
 }
 
+/* Called with the lock held. */
+static void
+unlink_live(struct aipc_stats_registry *r, struct aipc_stream_stats *s)
+{
+  struct aipc_stream_stats **p = &r->live;
+  while (*p && *p != s)
+    p = &(*p)->next;
+  if (*p)
+    *p = s->next;
+}
+
+void
+aipc_stats_discard(struct aipc_stats_registry *r, struct aipc_stream_stats *s)
+{
+  if (!s)
+    return;
+  pthread_mutex_lock(&r->lock);
+  unlink_live(r, s);
+  pthread_mutex_unlock(&r->lock);
+  free(s);
+}
+
 void
 aipc_stats_retire(struct aipc_stats_registry *r, struct aipc_stream_stats *s)
 {
   if (!s)
     return;
   pthread_mutex_lock(&r->lock);
-  struct aipc_stream_stats **p = &r->live;
-  while (*p && *p != s)
-    p = &(*p)->next;
-  if (*p)
-    *p = s->next;
+  unlink_live(r, s);
   s->next = r->retired;
   r->retired = s;
   if (++r->nretired > RETIRED_MAX) {

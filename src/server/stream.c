@@ -241,7 +241,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
 {
   struct aipc_sstream *s = calloc(1, sizeof(*s));
   if (!s) {
-    aipc_stats_retire(p->registry, p->stats);
+    aipc_stats_discard(p->registry, p->stats);
     return -ENOMEM;
   }
   s->client = client;
@@ -298,7 +298,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   return 0;
 
 fail:
-  aipc_stats_retire(s->registry, s->stats);
+  aipc_stats_discard(s->registry, s->stats);
   free(s);
   return r;
 }
