@@ -57,7 +57,9 @@ audioipc_server_start(const char *context_name, const char *backend_name,
  * close-on-exec fd that the caller owns and hands to the client process
  * (by inheritance or SCM_RIGHTS), or -1 on failure (errno set).
  * `shm_area_size` bounds the shared memory of each of the client's
- * streams in bytes; 0 sizes it per stream from its parameters.
+ * streams in bytes (in whole pages: below 4096 no stream can be made);
+ * 0 sizes it per stream from its parameters, within the server's limits
+ * (see AudioIpcServerLimits).
  * Any thread.
  */
 AUDIOIPC_EXPORT int audioipc_server_new_client(void *server,
@@ -78,6 +80,62 @@ AUDIOIPC_EXPORT int audioipc_server_new_client_for_pid(void *server, pid_t pid,
  * thread or callback.
  */
 AUDIOIPC_EXPORT void audioipc_server_stop(void *server);
+
+/*
+ * Limits on what one client may ask of the server. Going over one gets
+ * the client an error reply to that request (or, for requests in flight,
+ * to each request over the bound); the server and its other clients
+ * carry on.
+ *
+ * Not configurable, because the protocol fixes them: one message is at
+ * most 64 KiB with at most 4 fds; strings at most 255 bytes; 128 devices
+ * per enumeration; stream rates 1000..192000 Hz; latencies 1..96000
+ * frames.
+ */
+typedef struct {
+  /* Streams one client may have at once; STREAM_INIT beyond it fails
+   * (cubeb_stream_init returns CUBEB_ERROR). Default 64; 1..4096. */
+  uint32_t streams_per_client;
+  /* Bytes of shared memory of one stream. A stream's region holds one
+   * request of max(latency, 512) frames of input and output; if that
+   * does not fit, requests get fewer frames (the backend's callbacks are
+   * served in chunks), and if not even one frame fits, creation fails.
+   * audioipc_server_new_client's shm_area_size, when smaller, bounds it
+   * further. Rounded down to a multiple of 4096 (the page). Default
+   * 16 MiB; 4096..1 GiB. */
+  uint32_t shm_per_stream;
+  /* Bytes of shared memory of all of one client's streams together; a
+   * stream that would go over it is not created. Default 64 MiB; at
+   * least 4096. */
+  uint64_t shm_per_client;
+  /* Device tokens one client may hold. Every device an enumeration
+   * returns gets one, kept until four later enumerations; an enumeration
+   * that would go over the limit fails. Default 1024; 1..65536. */
+  uint32_t device_tokens;
+  /* Requests of one client awaiting their answer; each one beyond gets
+   * an error reply at once (EBUSY). Default 64; 1..4096. */
+  uint32_t requests_in_flight;
+  /* Channels of a stream's input or output. Default 8; 1..32 (the
+   * backend may refuse more than it supports). */
+  uint32_t channels_max;
+} AudioIpcServerLimits;
+
+/*
+ * Reads the limits that clients created from now on get. Returns 0, or
+ * -1 (errno EINVAL) if `server` or `limits` is NULL. Any thread.
+ */
+AUDIOIPC_EXPORT int audioipc_server_get_limits(void *server,
+                                               AudioIpcServerLimits *limits);
+
+/*
+ * Sets the limits of the clients created after this call returns;
+ * clients that exist keep theirs. Start from audioipc_server_get_limits
+ * and change what you need. Returns 0, or -1 with errno EINVAL if
+ * `server` or `limits` is NULL or a value is outside its range (then
+ * nothing changes). Any thread but the backend's audio callbacks.
+ */
+AUDIOIPC_EXPORT int
+audioipc_server_set_limits(void *server, const AudioIpcServerLimits *limits);
 
 /* Statistics of one stream, as the server sees it. */
 typedef struct {

@@ -112,15 +112,12 @@ map_stream(cubeb_stream *s, struct aipc_msg *msg,
            const struct aipc_stream_init_reply *reply, uint32_t in_bytes,
            uint32_t out_bytes)
 {
-  /* Check the server's layout against what the parameters need. */
+  /* The server lays regions out with aipc_stream_layout too: anything
+   * else (misaligned, overlapping, out of bounds) is refused. */
   struct aipc_stream_layout need;
-  if (aipc_stream_layout(reply->frames_max, in_bytes, out_bytes, &need) < 0)
-    return -EBADMSG;
-  if (reply->shm_size < AIPC_STREAM_CTL_SIZE ||
-      (uint64_t)reply->input_offset + need.input_bytes > reply->shm_size ||
-      (uint64_t)reply->output_offset + need.output_bytes > reply->shm_size ||
-      reply->input_offset < AIPC_STREAM_CTL_SIZE ||
-      reply->output_offset < AIPC_STREAM_CTL_SIZE)
+  if (aipc_stream_layout(reply->frames_max, in_bytes, out_bytes, &need) < 0 ||
+      !aipc_stream_layout_matches(&need, reply->shm_size, reply->input_offset,
+                                  reply->output_offset))
     return -EBADMSG;
   int r = aipc_shm_import(aipc_msg_take_fd(msg, 0), reply->shm_size, &s->shm);
   if (r < 0)

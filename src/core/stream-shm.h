@@ -16,6 +16,7 @@
 #include "wake.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct aipc_stream_ctl {
@@ -63,6 +64,16 @@ aipc_stream_layout(uint32_t frames_max, uint32_t in_frame_bytes,
                                      .output_bytes = (uint32_t)out_bytes,
                                      .size = (uint32_t)size};
   return 0;
+}
+
+/* True if a peer's description of a region is exactly `layout`. */
+static inline bool
+aipc_stream_layout_matches(const struct aipc_stream_layout *layout,
+                           uint32_t size, uint32_t input_offset,
+                           uint32_t output_offset)
+{
+  return size == layout->size && input_offset == layout->input_offset &&
+         output_offset == layout->output_offset;
 }
 
 #endif

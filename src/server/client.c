@@ -19,6 +19,8 @@
  * while the client may still name them by token. */
 #define COLLECTIONS_KEPT 4
 
+#define SHM_PAGE 4096u
+
 struct token {
   uint64_t token;
   cubeb_devid devid;
@@ -33,7 +35,7 @@ struct aipc_client {
   unsigned number;
   pid_t pid;
   size_t shm_area_size;
-  const struct aipc_limits *limits;
+  struct aipc_limits limits; /* the server's when we were made */
 
   /* Worker thread only (the serial queue). */
   cubeb *ctx;
@@ -159,7 +161,7 @@ handle_enumerate(struct aipc_client *c, struct aipc_request *req)
   size_t count = coll->count;
   if (count > AIPC_DEVICES_MAX)
     count = AIPC_DEVICES_MAX;
-  if (c->ntokens + count > c->limits->device_tokens) {
+  if (c->ntokens + count > c->limits.device_tokens) {
     drop_collection(c, slot);
     return -ENOSPC;
   }
@@ -257,7 +259,7 @@ handle_min_latency(struct aipc_client *c, struct aipc_request *req)
 {
   const struct aipc_min_latency *q = (const void *)req->body;
   cubeb_stream_params params;
-  int r = check_params(c->limits, q->format, q->rate, q->channels, q->layout,
+  int r = check_params(&c->limits, q->format, q->rate, q->channels, q->layout,
                        q->prefs, &params);
   if (r < 0)
     return r;
@@ -314,7 +316,7 @@ static int
 handle_stream_init(struct aipc_client *c, struct aipc_request *req)
 {
   const struct aipc_stream_init *q = (const void *)req->body;
-  const struct aipc_limits *l = c->limits;
+  const struct aipc_limits *l = &c->limits;
   cubeb_stream_params in, out;
   int r;
 
@@ -337,15 +339,22 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   if (c->nstreams >= l->streams_per_client)
     return -ENOSPC;
 
-  struct aipc_sstream_params p = {
-      .name = q->name,
-      .input = q->has_input ? &in : NULL,
-      .output = q->has_output ? &out : NULL,
-      .latency_frames = q->latency_frames,
-      .shm_max = c->shm_area_size && c->shm_area_size < l->shm_per_stream
-                     ? (uint32_t)c->shm_area_size
-                     : l->shm_per_stream,
-      .deadline_min_ns = aipc_server_deadline_min(c->server)};
+  /* Whole pages, so the region (rounded up to a page) stays within the
+   * bound; and a region is at least one page. */
+  uint64_t shm_max = l->shm_per_stream;
+  if (c->shm_area_size && c->shm_area_size < shm_max)
+    shm_max = c->shm_area_size;
+  shm_max -= shm_max % SHM_PAGE;
+  if (shm_max == 0)
+    return -ENOMEM;
+
+  struct aipc_sstream_params p = {.name = q->name,
+                                  .input = q->has_input ? &in : NULL,
+                                  .output = q->has_output ? &out : NULL,
+                                  .latency_frames = q->latency_frames,
+                                  .shm_max = (uint32_t)shm_max,
+                                  .deadline_min_ns =
+                                      aipc_server_deadline_min(c->server)};
   if ((r = resolve_token(c, q->has_input ? q->input_device : 0,
                          &p.input_device)) < 0 ||
       (r = resolve_token(c, q->has_output ? q->output_device : 0,
@@ -586,7 +595,7 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   c->number = number;
   c->pid = pid;
   c->shm_area_size = shm_area_size;
-  c->limits = l;
+  c->limits = *l;
   c->queue.tail = &c->queue.head;
   c->queue.client = c;
 

@@ -50,10 +50,83 @@ static const struct aipc_limits default_limits = {
     .channels_max = 8,
 };
 
+/* Written and read on the loop thread only (audioipc_server_set_limits
+ * goes through it), so a client made there never sees half an update. */
 const struct aipc_limits *
 aipc_server_limits(const struct aipc_server *server)
 {
   return &server->limits;
+}
+
+struct limits_call {
+  struct aipc_server *server;
+  struct aipc_limits *limits;
+  bool set;
+};
+
+static void
+exchange_limits(void *data)
+{
+  struct limits_call *call = data;
+  if (call->set)
+    call->server->limits = *call->limits;
+  else
+    *call->limits = call->server->limits;
+}
+
+int
+audioipc_server_get_limits(void *handle, AudioIpcServerLimits *out)
+{
+  struct aipc_server *server = handle;
+  if (!server || !out) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct aipc_limits l;
+  struct limits_call call = {.server = server, .limits = &l, .set = false};
+  int r = aipc_loop_invoke(server->loop, exchange_limits, &call);
+  if (r < 0) {
+    errno = -r;
+    return -1;
+  }
+  *out = (AudioIpcServerLimits){.streams_per_client = l.streams_per_client,
+                                .shm_per_stream = l.shm_per_stream,
+                                .shm_per_client = l.shm_per_client,
+                                .device_tokens = l.device_tokens,
+                                .requests_in_flight = l.requests_in_flight,
+                                .channels_max = l.channels_max};
+  return 0;
+}
+
+#define SHM_PAGE 4096u
+
+int
+audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
+{
+  struct aipc_server *server = handle;
+  if (!server || !in || in->streams_per_client < 1 ||
+      in->streams_per_client > 4096 || in->shm_per_stream < SHM_PAGE ||
+      in->shm_per_stream > (1u << 30) || in->shm_per_client < SHM_PAGE ||
+      in->device_tokens < 1 || in->device_tokens > 65536 ||
+      in->requests_in_flight < 1 || in->requests_in_flight > 4096 ||
+      in->channels_max < 1 || in->channels_max > 32) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct aipc_limits l = {.streams_per_client = in->streams_per_client,
+                          .shm_per_stream =
+                              in->shm_per_stream / SHM_PAGE * SHM_PAGE,
+                          .shm_per_client = in->shm_per_client,
+                          .device_tokens = in->device_tokens,
+                          .requests_in_flight = in->requests_in_flight,
+                          .channels_max = in->channels_max};
+  struct limits_call call = {.server = server, .limits = &l, .set = true};
+  int r = aipc_loop_invoke(server->loop, exchange_limits, &call);
+  if (r < 0) {
+    errno = -r;
+    return -1;
+  }
+  return 0;
 }
 
 int64_t

@@ -55,7 +55,10 @@ await_response(struct aipc_stream_ctl *ctl, uint32_t seq, int64_t deadline)
 {
   uint32_t v;
   while ((v = aipc_wake_load(&ctl->response)) != seq) {
-    if (aipc_wake_wait(&ctl->response, v, deadline) < 0)
+    /* A client that keeps changing the word must not stretch the wait:
+     * the deadline is checked on every round, not only by the futex. */
+    if (aipc_now_ns() >= deadline ||
+        aipc_wake_wait(&ctl->response, v, deadline) < 0)
       return aipc_wake_load(&ctl->response) == seq;
   }
   return true;
@@ -253,6 +256,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   uint32_t rate = p->output ? p->output->rate : p->input->rate;
   s->ns_per_frame_x1024 = (int64_t)1000000000 * 1024 / rate;
   s->deadline_min_ns = p->deadline_min_ns;
+  int r;
 
   /* Room for one latency's worth of frames (at least 512) per request;
    * bigger backend callbacks are served in chunks. */
@@ -264,14 +268,14 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
             ? (p->shm_max - AIPC_STREAM_CTL_SIZE - 2 * 64) / per_frame
             : 0;
     if (room == 0) {
-      free(s);
-      return -ENOMEM;
+      r = -ENOMEM;
+      goto fail;
     }
     if (frames_max > room)
       frames_max = (uint32_t)room;
   }
-  int r = aipc_stream_layout(frames_max, s->in_frame_bytes, s->out_frame_bytes,
-                             &s->layout);
+  r = aipc_stream_layout(frames_max, s->in_frame_bytes, s->out_frame_bytes,
+                         &s->layout);
   if (r < 0)
     goto fail;
   r = aipc_shm_create("audioipc-stream", s->layout.size, &s->shm);

@@ -280,6 +280,9 @@ TEST(rpc_connection_loss_fails_every_pending_call)
     CHECK_INT(calls[i].result, ==, -ECONNRESET);
   }
   CHECK_INT(ping(&f, 1, NULL, -1), ==, -ENOTCONN);
+  /* `closed` runs on the loop thread after the calls have failed. */
+  while (atomic_load(&f.closed_calls) == 0)
+    usleep(1000);
   CHECK_INT(f.closed_calls, ==, 1);
 
   aipc_rpc_client_destroy(f.client);

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The server's limits (audioipc_server_set_limits): each one, exceeded,
+ * gets the client an error reply and nothing worse, and a change applies
+ * to clients made after it.
+ */
+#include "fixture.h"
+#include "hostile.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static AudioIpcServerLimits
+get_limits(void *server)
+{
+  AudioIpcServerLimits l;
+  CHECK_INT(audioipc_server_get_limits(server, &l), ==, 0);
+  return l;
+}
+
+static bool
+same_limits(const AudioIpcServerLimits *a, const AudioIpcServerLimits *b)
+{
+  return a->streams_per_client == b->streams_per_client &&
+         a->shm_per_stream == b->shm_per_stream &&
+         a->shm_per_client == b->shm_per_client &&
+         a->device_tokens == b->device_tokens &&
+         a->requests_in_flight == b->requests_in_flight &&
+         a->channels_max == b->channels_max;
+}
+
+static void
+set_limits(void *server, const AudioIpcServerLimits *l)
+{
+  CHECK_INT(audioipc_server_set_limits(server, l), ==, 0);
+}
+
+TEST(limits_defaults_and_validation)
+{
+  void *server = audioipc_server_start("limits", "virtual:clock=fast", NULL);
+  CHECK(server != NULL);
+  AudioIpcServerLimits d = get_limits(server);
+  CHECK_INT(d.streams_per_client, ==, 64);
+  CHECK_INT(d.shm_per_stream, ==, 16 << 20);
+  CHECK_INT(d.shm_per_client, ==, 64 << 20);
+  CHECK_INT(d.device_tokens, ==, 1024);
+  CHECK_INT(d.requests_in_flight, ==, 64);
+  CHECK_INT(d.channels_max, ==, 8);
+
+  /* Every value out of its range is refused, and nothing changes. */
+  AudioIpcServerLimits bad[] = {d, d, d, d, d, d, d, d, d, d, d};
+  bad[0].streams_per_client = 0;
+  bad[1].streams_per_client = 4097;
+  bad[2].shm_per_stream = 4095;
+  bad[3].shm_per_stream = (1u << 30) + 1;
+  bad[4].shm_per_client = 0;
+  bad[5].device_tokens = 0;
+  bad[6].device_tokens = 65537;
+  bad[7].requests_in_flight = 0;
+  bad[8].requests_in_flight = 4097;
+  bad[9].channels_max = 0;
+  bad[10].channels_max = 33;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    errno = 0;
+    CHECK_INT(audioipc_server_set_limits(server, &bad[i]), ==, -1);
+    CHECK_INT(errno, ==, EINVAL);
+    AudioIpcServerLimits now = get_limits(server);
+    CHECK(same_limits(&now, &d));
+  }
+  errno = 0;
+  CHECK_INT(audioipc_server_set_limits(NULL, &d), ==, -1);
+  CHECK_INT(errno, ==, EINVAL);
+  CHECK_INT(audioipc_server_set_limits(server, NULL), ==, -1);
+  CHECK_INT(audioipc_server_get_limits(server, NULL), ==, -1);
+  CHECK_INT(audioipc_server_get_limits(NULL, &d), ==, -1);
+
+  /* In range: kept, the shared memory per stream in whole pages. */
+  AudioIpcServerLimits l = {.streams_per_client = 1,
+                            .shm_per_stream = 3 * 4096 + 100,
+                            .shm_per_client = 4096,
+                            .device_tokens = 65536,
+                            .requests_in_flight = 4096,
+                            .channels_max = 32};
+  set_limits(server, &l);
+  AudioIpcServerLimits got = get_limits(server);
+  l.shm_per_stream = 3 * 4096;
+  CHECK(same_limits(&got, &l));
+  audioipc_server_stop(server);
+}
+
+/* Creates output streams of `latency` frames until refused; returns how
+ * many were made (their ids in ids[]) and the refusal in *error. */
+static int
+fill_streams(struct raw *r, uint32_t latency, uint32_t *ids, int max,
+             int *error)
+{
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, latency);
+  for (int n = 0; n < max; n++) {
+    int id = raw_stream_init(r, &q, NULL, NULL);
+    if (id < 0) {
+      *error = id;
+      return n;
+    }
+    ids[n] = (uint32_t)id;
+  }
+  *error = 0;
+  return max;
+}
+
+static void
+exceed_limits(struct fixture *f, struct tally *t)
+{
+  void *server = f->e.server;
+  const AudioIpcServerLimits defaults = get_limits(server);
+  AudioIpcServerLimits l;
+  struct raw r, early;
+  uint32_t ids[64];
+  int error;
+
+  /* Streams per client; clients made before a change keep theirs. */
+  l = defaults;
+  l.streams_per_client = 3;
+  set_limits(server, &l);
+  fixture_connect(f, &early, NULL);
+  raw_greet(&early);
+  l.streams_per_client = 5;
+  set_limits(server, &l);
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  CHECK_INT(fill_streams(&early, FIXTURE_PERIOD, ids, 64, &error), ==, 3);
+  CHECK_INT(error, ==, -ENOSPC);
+  t->sent += 4, t->errors++;
+  CHECK_INT(raw_stream_call(&early, AIPC_OP_STREAM_DESTROY, ids[1]), ==, 0);
+  CHECK_INT(fill_streams(&early, FIXTURE_PERIOD, ids, 64, &error), ==, 1);
+  CHECK_INT(fill_streams(&r, FIXTURE_PERIOD, ids, 64, &error), ==, 5);
+  CHECK_INT(error, ==, -ENOSPC);
+  t->sent += 8, t->errors += 2;
+  raw_close(&early);
+  raw_close(&r);
+
+  /* Shared memory per stream: requests shrink to fit (in whole pages);
+   * a bound below a page fits nothing. */
+  l = defaults;
+  l.shm_per_stream = 8192;
+  set_limits(server, &l);
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  struct aipc_stream_init big = {.name = "big",
+                                 .has_input = 1,
+                                 .in_format = CUBEB_SAMPLE_FLOAT32NE,
+                                 .in_rate = FIXTURE_RATE,
+                                 .in_channels = 8,
+                                 .has_output = 1,
+                                 .out_format = CUBEB_SAMPLE_FLOAT32NE,
+                                 .out_rate = FIXTURE_RATE,
+                                 .out_channels = 8,
+                                 .latency_frames = 96000};
+  struct aipc_stream_init_reply reply;
+  int id = raw_stream_init(&r, &big, &reply, NULL);
+  CHECK(id > 0);
+  CHECK(reply.shm_size <= 8192);
+  CHECK(reply.frames_max >= 1 && reply.frames_max < 96000);
+  t->sent++, t->ok++;
+  raw_close(&r);
+  set_limits(server, &defaults);
+  static const size_t areas[] = {1, 100, 4095, 4096 + 100};
+  for (size_t i = 0; i < sizeof(areas) / sizeof(areas[0]); i++) {
+    int fd = audioipc_server_new_client(server, areas[i]);
+    CHECK(fd >= 0);
+    f->clients_made++;
+    raw_init(&r, fd);
+    raw_greet(&r);
+    id = raw_stream_init(&r, &big, &reply, NULL);
+    t->sent++;
+    if (areas[i] < 4096) {
+      CHECK_INT(id, ==, -ENOMEM);
+      t->errors++;
+    } else {
+      CHECK(id > 0);
+      CHECK(reply.shm_size <= areas[i]);
+      t->ok++;
+    }
+    raw_close(&r);
+  }
+
+  /* Shared memory per client: 8 streams of 8 KiB fit 64 KiB. */
+  l = defaults;
+  l.shm_per_client = 64 * 1024;
+  set_limits(server, &l);
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  struct aipc_stream_init_reply one;
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, 512);
+  id = raw_stream_init(&r, &q, &one, NULL);
+  CHECK(id > 0);
+  int fit = (int)(l.shm_per_client / one.shm_size);
+  CHECK_INT(fill_streams(&r, 512, ids, 64, &error), ==, fit - 1);
+  CHECK_INT(error, ==, -ENOSPC);
+  t->sent += (unsigned)fit + 1, t->errors++;
+  CHECK_INT(raw_stream_call(&r, AIPC_OP_STREAM_DESTROY, ids[0]), ==, 0);
+  CHECK_INT(fill_streams(&r, 512, ids, 1, &error), ==, 1);
+  raw_close(&r);
+
+  /* Device tokens. */
+  l = defaults;
+  l.device_tokens = 1;
+  set_limits(server, &l);
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  struct aipc_enumerate_devices both = {CUBEB_DEVICE_TYPE_INPUT |
+                                        CUBEB_DEVICE_TYPE_OUTPUT};
+  struct aipc_enumerate_devices out = {CUBEB_DEVICE_TYPE_OUTPUT};
+  expect_body_error(&r, t, AIPC_OP_ENUMERATE_DEVICES, &both, -ENOSPC);
+  CHECK_INT(raw_call(&r, AIPC_OP_ENUMERATE_DEVICES, &out, NULL, NULL), ==, 0);
+  expect_body_error(&r, t, AIPC_OP_ENUMERATE_DEVICES, &out, -ENOSPC);
+  raw_close(&r);
+
+  /* Channels. */
+  l = defaults;
+  l.channels_max = 2;
+  set_limits(server, &l);
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  q.out_channels = 3;
+  q.out_layout = 0;
+  expect_body_error(&r, t, AIPC_OP_STREAM_INIT, &q, -EINVAL);
+  struct aipc_min_latency ml = {CUBEB_SAMPLE_FLOAT32NE, FIXTURE_RATE, 3, 0, 0};
+  expect_body_error(&r, t, AIPC_OP_GET_MIN_LATENCY, &ml, -EINVAL);
+  raw_close(&r);
+  l.channels_max = 32;
+  set_limits(server, &l);
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  q.out_channels = 32;
+  id = raw_stream_init(&r, &q, NULL, NULL);
+  CHECK(id > 0);
+  t->sent++, t->ok++;
+  q.out_channels = 33;
+  expect_body_error(&r, t, AIPC_OP_STREAM_INIT, &q, -EINVAL);
+  raw_close(&r);
+
+  set_limits(server, &defaults);
+}
+
+TEST(limits_exceeding_each_gets_an_error_reply)
+{
+  struct fixture f;
+  fixture_start(&f, NULL);
+  struct tally t = {0};
+  exceed_limits(&f, &t);
+  fixture_baseline(&f);
+  t = (struct tally){0};
+  exceed_limits(&f, &t);
+  tally_print(&t, "limits");
+  fixture_check(&f, "limits");
+  fixture_finish(&f);
+}
+
+/* Requests in flight: one slow request (stream creation takes 200 ms on
+ * this device) holds a slot while the rest arrive at once. */
+TEST(limits_requests_in_flight)
+{
+  struct e2e e;
+  e2e_start(&e, "virtual:clock=fast,init_delay_ms=200");
+  AudioIpcServerLimits l = get_limits(e.server);
+  l.requests_in_flight = 4;
+  set_limits(e.server, &l);
+  struct raw r;
+  raw_init(&r, audioipc_server_new_client(e.server, 0));
+  raw_greet(&r);
+
+  enum { PINGS = 12 };
+  struct aipc_stream_init q = raw_output_stream(48000, 256);
+  uint32_t init = raw_send_body(&r, AIPC_OP_STREAM_INIT, &q);
+  uint32_t serials[PINGS];
+  for (int i = 0; i < PINGS; i++) {
+    struct aipc_ping ping = {.value = (uint64_t)i};
+    serials[i] = raw_send_body(&r, AIPC_OP_PING, &ping);
+  }
+  /* Answers come out of order: the refusals at once. */
+  int ok = 0, busy = 0;
+  bool init_done = false;
+  for (int answers = 0; answers < PINGS + 1; answers++) {
+    struct raw_msg m;
+    CHECK_INT(raw_recv(&r, &m, RAW_TIMEOUT_MS), ==, 1);
+    raw_msg_close_fds(&m);
+    if (m.h.serial == init) {
+      CHECK_INT(m.h.opcode, ==, AIPC_OP_STREAM_INIT_REPLY);
+      init_done = true;
+      continue;
+    }
+    CHECK(m.h.serial >= serials[0] && m.h.serial <= serials[PINGS - 1]);
+    if (m.h.opcode == AIPC_OP_PING_REPLY) {
+      ok++;
+    } else {
+      struct aipc_error err;
+      const struct aipc_msg_desc *d =
+          aipc_protocol_msg(&aipc_protocol, AIPC_OP_ERROR);
+      CHECK_INT(m.h.opcode, ==, AIPC_OP_ERROR);
+      CHECK_INT(aipc_record_decode(&d->record, m.payload, m.len, &err), ==, 0);
+      CHECK_INT(err.error, ==, -EBUSY);
+      busy++;
+    }
+  }
+  CHECK(init_done);
+  printf("  %d requests at once with 4 allowed in flight: %d answered, %d "
+         "refused with EBUSY\n",
+         PINGS + 1, ok + 1, busy);
+  CHECK_INT(ok, ==, 3);
+  CHECK_INT(busy, ==, PINGS - 3);
+  /* Once they are answered, there is room again. */
+  struct aipc_ping ping = {.value = 1};
+  CHECK_INT(raw_call(&r, AIPC_OP_PING, &ping, NULL, NULL), ==, 0);
+  raw_close(&r);
+  e2e_finish(&e);
+}

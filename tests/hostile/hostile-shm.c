@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Hostile clients on the data path: a raw client maps its stream's
+ * shared memory (the fd from STREAM_INIT_REPLY) and, while the server's
+ * audio thread asks it for data, scribbles on the control words, answers
+ * with frame counts out of range, answers twice or ahead of time, late,
+ * or never. The honest client on the same device must keep playing
+ * without a miss *while* this goes on, and everything must be reclaimed
+ * once the hostile client is gone.
+ */
+#include "clock.h"
+#include "fixture.h"
+#include "hostile.h"
+#include "shm.h"
+#include "stream-shm.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long each misbehaviour lasts. */
+#define TAMPER_MS 600.0
+/* The honest stream must play at least this much meanwhile: a fraction
+ * of real time, since a hostile stream may cost the shared virtual
+ * device's clock thread its deadline each period. */
+#define TAMPER_MIN_FRAMES (10 * FIXTURE_PERIOD)
+
+struct tamper {
+  struct raw r;
+  unsigned client;
+  uint32_t stream;
+  struct aipc_stream_init_reply reply;
+  struct aipc_shm shm;
+  struct aipc_stream_ctl *ctl;
+  uint64_t rng;
+  uint32_t answered; /* the last request answered */
+  int mode;
+  bool misbehaved; /* run_tamper ran */
+};
+
+static void
+tamper_open(struct fixture *f, struct tamper *t, int mode)
+{
+  memset(t, 0, sizeof(*t));
+  t->mode = mode;
+  t->rng = 0x7a3c9e01u + (uint64_t)mode;
+  fixture_connect(f, &t->r, &t->client);
+  raw_greet(&t->r);
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  int fd = -1;
+  int id = raw_stream_init(&t->r, &q, &t->reply, &fd);
+  CHECK(id > 0);
+  t->stream = (uint32_t)id;
+  CHECK_INT(aipc_shm_import(fd, t->reply.shm_size, &t->shm), ==, 0);
+  aipc_shm_close_fd(&t->shm);
+  t->ctl = t->shm.base;
+  CHECK_INT(raw_stream_call(&t->r, AIPC_OP_STREAM_START, t->stream), ==, 0);
+}
+
+static void
+tamper_close(struct tamper *t)
+{
+  aipc_shm_release(&t->shm);
+  raw_close(&t->r);
+}
+
+static void
+answer(struct tamper *t, uint32_t seq, int32_t result)
+{
+  atomic_store(&t->ctl->result, result);
+  aipc_wake_publish(&t->ctl->response, seq);
+  t->answered = seq;
+}
+
+enum {
+  NEVER_ANSWER,
+  SCRIBBLE,
+  TOO_MANY_FRAMES,
+  ANSWER_TWICE,
+  ANSWER_AHEAD,
+  ANSWER_LATE,
+  NEGATIVE,
+  ZERO_FRAMES,
+  SPIN_RESPONSE,
+  MODES,
+};
+
+static const char *const mode_names[MODES] = {
+    [NEVER_ANSWER] = "never answers",
+    [SCRIBBLE] = "scribbles on the control words",
+    [TOO_MANY_FRAMES] = "answers with too many frames",
+    [ANSWER_TWICE] = "answers twice",
+    [ANSWER_AHEAD] = "answers ahead of the request",
+    [ANSWER_LATE] = "answers late",
+    [NEGATIVE] = "answers with an error",
+    [ZERO_FRAMES] = "answers with 0 frames",
+    [SPIN_RESPONSE] = "keeps changing its answer word",
+};
+
+/* One request of the server, as the misbehaving client handles it. */
+static void
+misbehave(struct tamper *t, uint32_t seq, uint32_t frames)
+{
+  switch (t->mode) {
+  case NEVER_ANSWER:
+    break;
+  case SCRIBBLE:
+  case SPIN_RESPONSE:
+    if (seq < 5)
+      answer(t, seq, (int32_t)frames);
+    break;
+  case TOO_MANY_FRAMES: {
+    static const int32_t counts[] = {0, INT32_MAX, 1 << 20};
+    int32_t n = counts[seq % 3];
+    answer(t, seq, n ? n : (int32_t)frames + 1);
+    break;
+  }
+  case ANSWER_TWICE:
+    answer(t, seq, (int32_t)frames);
+    answer(t, seq, (int32_t)frames / 2);
+    aipc_wake_publish(&t->ctl->response, seq - 1);
+    aipc_wake_publish(&t->ctl->response, seq);
+    break;
+  case ANSWER_AHEAD:
+    answer(t, seq, (int32_t)frames);
+    /* The next request is answered before it is asked. */
+    answer(t, seq + 1, (int32_t)t->reply.frames_max);
+    break;
+  case ANSWER_LATE: {
+    int64_t until = aipc_now_ns() + 15 * AIPC_NSEC_PER_MSEC;
+    while (aipc_now_ns() < until)
+      usleep(1000);
+    answer(t, seq, (int32_t)frames);
+    break;
+  }
+  case NEGATIVE:
+    answer(t, seq, seq % 2 ? -1 : INT32_MIN);
+    break;
+  case ZERO_FRAMES:
+    answer(t, seq, 0);
+    break;
+  }
+}
+
+/* Writes random values over every word of the control block and over
+ * the output area. */
+static void
+scribble(struct tamper *t)
+{
+  struct aipc_stream_ctl *ctl = t->ctl;
+  uint64_t x = raw_rand(&t->rng);
+  switch (x % 8) {
+  case 0:
+    atomic_store(&ctl->request.value, (uint32_t)(x >> 8));
+    break;
+  case 1:
+    atomic_store(&ctl->request.waiters, (uint32_t)(x >> 8));
+    break;
+  case 2:
+    atomic_store(&ctl->response.value, (uint32_t)(x >> 8));
+    break;
+  case 3:
+    atomic_store(&ctl->response.waiters, (uint32_t)(x >> 8));
+    break;
+  case 4:
+    atomic_store(&ctl->frames, (uint32_t)(x >> 8));
+    break;
+  case 5:
+    /* A new value, and a wake-up for whoever waits on it. */
+    aipc_wake_publish(&ctl->response, (uint32_t)(x >> 8));
+    break;
+  case 6:
+    aipc_wake_publish(&ctl->request, (uint32_t)(x >> 8));
+    break;
+  default:
+    atomic_store(&ctl->result, (int32_t)(x >> 8));
+    break;
+  }
+  uint8_t *out = (uint8_t *)t->shm.base + t->reply.output_offset;
+  size_t room = t->shm.size - t->reply.output_offset;
+  out[(x >> 16) % room] = (uint8_t)(x >> 40);
+}
+
+/* Misbehaves for TAMPER_MS while checking that the honest stream plays
+ * on meanwhile. */
+static void
+run_tamper(struct fixture *f, struct tamper *t)
+{
+  uint64_t honest_start = fixture_honest_frames(f);
+  double start = fixture_now_ms();
+  uint32_t last = 0;
+  unsigned requests = 0;
+  while (fixture_now_ms() - start < TAMPER_MS) {
+    /* A scribbler answers a few requests well, then scribbles while the
+     * server waits for the next answer. */
+    if (t->mode == SCRIBBLE && requests > 4) {
+      for (int i = 0; i < 1000; i++)
+        scribble(t);
+      continue;
+    }
+    /* Never the awaited value, but a new one all the time. */
+    if (t->mode == SPIN_RESPONSE && requests > 4) {
+      uint32_t awaited = last;
+      for (int i = 0; i < 100000; i++) {
+        uint32_t v = atomic_fetch_add(&t->ctl->response.value, 1) + 1;
+        if (v == awaited)
+          atomic_fetch_add(&t->ctl->response.value, 1);
+      }
+      continue;
+    }
+    uint32_t seq = aipc_wake_load(&t->ctl->request);
+    if (seq == last) {
+      aipc_wake_wait(&t->ctl->request, seq,
+                     aipc_now_ns() + 5 * AIPC_NSEC_PER_MSEC);
+      continue;
+    }
+    last = seq;
+    requests++;
+    misbehave(t, seq, atomic_load(&t->ctl->frames));
+  }
+  t->misbehaved = true;
+  /* Still misbehaving (a scribbler keeps the words moving until now). */
+  uint64_t honest = fixture_honest_frames(f) - honest_start;
+  if (honest < TAMPER_MIN_FRAMES)
+    test_fail(__FILE__, __LINE__,
+              "while a client %s, the honest stream played only %llu frames "
+              "in %.0f ms",
+              mode_names[t->mode], (unsigned long long)honest, TAMPER_MS);
+  AudioIpcStreamStats hs = fixture_stats(f, t->client, t->stream);
+  printf("  client that %-32s: %u requests seen, its stream %llu callbacks, "
+         "%llu misses, %llu frames, longest wait %u us; honest +%llu "
+         "frames\n",
+         mode_names[t->mode], requests, (unsigned long long)hs.callbacks,
+         (unsigned long long)hs.misses, (unsigned long long)hs.frames,
+         hs.wait_max_us, (unsigned long long)honest);
+  fflush(stdout);
+  if (t->mode == NEVER_ANSWER || t->mode == ANSWER_LATE ||
+      t->mode == TOO_MANY_FRAMES)
+    CHECK(hs.misses > 0);
+}
+
+/* After the misbehaviour: the session still works (or, for NEGATIVE,
+ * the stream reported its error), and `stop_first` stops and destroys
+ * the stream before hanging up. */
+static void
+tamper_finish(struct tamper *t, bool stop_first)
+{
+  struct aipc_ping ping = {.value = 9};
+  CHECK_INT(raw_call(&t->r, AIPC_OP_PING, &ping, NULL, NULL), ==, 0);
+  if (t->mode == NEGATIVE && t->misbehaved) {
+    /* The error reaches the client as a state event. */
+    double start = fixture_now_ms();
+    while (t->r.error_events == 0) {
+      CHECK(fixture_now_ms() - start < 10000);
+      CHECK_INT(raw_call(&t->r, AIPC_OP_PING, &ping, NULL, NULL), ==, 0);
+      usleep(1000);
+    }
+  }
+  if (stop_first) {
+    CHECK_INT(raw_stream_call(&t->r, AIPC_OP_STREAM_STOP, t->stream), ==, 0);
+    CHECK_INT(raw_stream_call(&t->r, AIPC_OP_STREAM_DESTROY, t->stream), ==, 0);
+  }
+  tamper_close(t);
+}
+
+static void
+shm_case(int mode)
+{
+  struct fixture f;
+  fixture_start(&f, NULL);
+  struct tamper t;
+  /* Rehearsal, short, then the measured run. */
+  tamper_open(&f, &t, mode);
+  tamper_finish(&t, true);
+  fixture_baseline(&f);
+  for (int round = 0; round < 2; round++) {
+    tamper_open(&f, &t, mode);
+    run_tamper(&f, &t);
+    tamper_finish(&t, round == 0);
+    fixture_check(&f, mode_names[mode]);
+  }
+  fixture_finish(&f);
+}
+
+TEST(hostile_shm_client_never_answers)
+{
+  shm_case(NEVER_ANSWER);
+}
+
+TEST(hostile_shm_client_scribbles_on_control_words)
+{
+  shm_case(SCRIBBLE);
+}
+
+TEST(hostile_shm_client_answers_with_too_many_frames)
+{
+  shm_case(TOO_MANY_FRAMES);
+}
+
+TEST(hostile_shm_client_answers_twice)
+{
+  shm_case(ANSWER_TWICE);
+}
+
+TEST(hostile_shm_client_answers_ahead)
+{
+  shm_case(ANSWER_AHEAD);
+}
+
+TEST(hostile_shm_client_answers_late)
+{
+  shm_case(ANSWER_LATE);
+}
+
+TEST(hostile_shm_client_answers_with_an_error)
+{
+  shm_case(NEGATIVE);
+}
+
+TEST(hostile_shm_client_keeps_changing_its_answer_word)
+{
+  shm_case(SPIN_RESPONSE);
+}
+
+TEST(hostile_shm_client_answers_with_zero_frames)
+{
+  shm_case(ZERO_FRAMES);
+}
