@@ -67,8 +67,12 @@ AUDIOIPC_EXPORT int audioipc_server_new_client(void *server,
 
 /*
  * As audioipc_server_new_client, and records `pid` as the client's
- * process: real-time promotion requests from this client are honoured
- * only for threads of that process.
+ * trusted process id (a socketpair's peer credentials name the server
+ * itself, so only the embedder knows it). It shows in the stream
+ * statistics, and is what the server will check real-time promotion
+ * requests against; today clients promote their own callback threads
+ * (SCHED_FIFO where their limits allow) and the server promotes none on
+ * their behalf.
  */
 AUDIOIPC_EXPORT int audioipc_server_new_client_for_pid(void *server, pid_t pid,
                                                        size_t shm_area_size);
