@@ -105,7 +105,8 @@ void aipc_server_client_gone(struct aipc_server *server,
 int aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
                     unsigned number, pid_t pid, size_t shm_area_size,
                     struct aipc_client **out);
-/* Worker thread: handles one request (answering it). */
+/* Handles one request (answering it): on a worker thread, or on the loop
+ * thread for a quick one when nothing of the client's is queued. */
 void aipc_client_handle(struct aipc_client *client, struct aipc_request *req);
 /* Worker thread: destroys the client's streams and context, then frees it
  * (on the loop thread) and tells the server. */
