@@ -56,7 +56,7 @@ struct aipc_stream_stats {
   unsigned client;
   pid_t pid;
   uint32_t stream;
-  uint32_t shm_bytes; /* set before the stream runs */
+  atomic_uint shm_bytes; /* set once the region exists */
   atomic_uint_fast64_t callbacks, frames, misses;
   atomic_uint wait_max_us;
   atomic_uint wait_hist[AIPC_WAIT_BUCKETS + 1];

@@ -150,7 +150,7 @@ export_one(const struct aipc_stream_stats *s, bool active,
                                .wait_p50_us = percentile(s, waits, 0.50),
                                .wait_p99_us = percentile(s, waits, 0.99),
                                .wait_p999_us = percentile(s, waits, 0.999),
-                               .shm_bytes = s->shm_bytes,
+                               .shm_bytes = atomic_load(&s->shm_bytes),
                                .wait_max_us = atomic_load(&s->wait_max_us)};
 }
 

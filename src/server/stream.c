@@ -282,7 +282,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   if (r < 0)
     goto fail;
   s->ctl = s->shm.base;
-  s->stats->shm_bytes = s->layout.size;
+  atomic_store(&s->stats->shm_bytes, s->layout.size);
   s->input_area = (uint8_t *)s->shm.base + s->layout.input_offset;
   s->output_area = (uint8_t *)s->shm.base + s->layout.output_offset;
 
