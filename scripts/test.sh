@@ -5,10 +5,11 @@
 #   2. starts a private PulseAudio for suite `pulse` (scripts/pulse.sh);
 #   3. builds with gcc (warnings are errors) and runs every suite;
 #   4. builds with clang under ASan+UBSan (halt on error) and runs them again;
-#   5. builds the libFuzzer targets and fuzzes each for AIPC_FUZZ_SECONDS
+#   5. builds with clang under TSan and runs the unit, e2e and hostile suites;
+#   6. builds the libFuzzer targets and fuzzes each for AIPC_FUZZ_SECONDS
 #      (default 20) on a copy of its corpus.
-# Idempotent; the build directories build-gcc, build-asan and build-fuzz are
-# reused. Ends with one line "N passed, N failed".
+# Idempotent; the build directories build-gcc, build-asan, build-tsan and
+# build-fuzz are reused. Ends with one line "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +72,12 @@ CC=clang setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   run_suite build-asan clang-asan --timeout-multiplier 3
+
+echo "== clang, TSan (suites unit, e2e, hostile)"
+CC=clang setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false
+TSAN_OPTIONS=halt_on_error=1 \
+  run_suite build-tsan clang-tsan --suite unit --suite e2e --suite hostile \
+  --timeout-multiplier 3
 
 echo "== libFuzzer targets, ${AIPC_FUZZ_SECONDS:-20} s each"
 CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \

@@ -77,6 +77,15 @@ callback_thread(void *data)
   aipc_rt_leave();
 }
 
+/* Ends the callback thread, which waits on the request word. */
+static void
+stop_callback_thread(cubeb_stream *s)
+{
+  atomic_store(&s->quit, true);
+  aipc_wake_publish(&s->ctl->request, aipc_wake_load(&s->ctl->request) + 1);
+  pthread_join(s->thread, NULL);
+}
+
 /* Loop thread. */
 static void
 add_stream(void *data)
@@ -201,8 +210,17 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
     if (r < 0)
       aipc_shm_release(&s->shm);
   }
-  if (r == 0)
+  if (r == 0) {
+    /* The caller's pointer is set before the loop can report on the
+     * stream, so a state callback can compare against it. */
+    *stream = s;
     r = aipc_loop_invoke(ctx->loop, add_stream, s);
+    if (r < 0) {
+      *stream = NULL;
+      stop_callback_thread(s);
+      aipc_shm_release(&s->shm);
+    }
+  }
   if (r < 0) {
     aipc_warn("cannot set up stream %u: %s", s->id, strerror(-r));
     struct aipc_stream_ref ref = {.stream = s->id};
@@ -211,7 +229,6 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
     free(s);
     return CUBEB_ERROR;
   }
-  *stream = s;
   return CUBEB_OK;
 }
 
@@ -231,9 +248,7 @@ aipc_client_stream_destroy(cubeb_stream *s)
    * server is gone, none comes either. */
   aipc_client_call(ctx, AIPC_OP_STREAM_DESTROY, &q, &reply, NULL);
   aipc_loop_invoke(ctx->loop, remove_stream, s);
-  atomic_store(&s->quit, true);
-  aipc_wake_publish(&s->ctl->request, aipc_wake_load(&s->ctl->request) + 1);
-  pthread_join(s->thread, NULL);
+  stop_callback_thread(s);
   aipc_shm_release(&s->shm);
   free(s);
 }
