@@ -295,6 +295,28 @@ out:
   return status;
 }
 
+/* "minlat": the server's backend and cubeb's minimum latency for the
+ * bench's streams. */
+static int
+run_minlat(struct client *c, char **args)
+{
+  (void)args;
+  cubeb_stream_params params = {.format = CUBEB_SAMPLE_FLOAT32NE,
+                                .rate = BENCH_RATE,
+                                .channels = BENCH_CHANNELS,
+                                .layout = CUBEB_LAYOUT_STEREO};
+  uint32_t frames = 0;
+  int r = cubeb_get_min_latency(c->ctx, &params, &frames);
+  if (r != CUBEB_OK) {
+    fprintf(stderr,
+            "aipc bench client: cubeb_get_min_latency: cubeb error %d\n", r);
+    return -1;
+  }
+  printf("backend %s\n", cubeb_get_backend_id(c->ctx));
+  printf("min_latency %u\n", frames);
+  return 0;
+}
+
 /* "rpc N" */
 static int
 run_rpc(struct client *c, char **args)
@@ -523,10 +545,9 @@ run_client(const char *mode, int argc, char **argv)
     int args;
     int (*run)(struct client *c, char **args);
   } modes[] = {
-      {"streams", 5, run_streams},
-      {"rpc", 1, run_rpc},
-      {"startup", 1, run_startup},
-      {"rss", 1, run_rss},
+      {"streams", 5, run_streams}, {"rpc", 1, run_rpc},
+      {"startup", 1, run_startup}, {"rss", 1, run_rss},
+      {"minlat", 0, run_minlat},
   };
   size_t m = 0;
   while (m < sizeof(modes) / sizeof(modes[0]) && strcmp(modes[m].name, mode))

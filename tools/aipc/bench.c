@@ -91,7 +91,10 @@ static const char bench_usage[] =
     "stream and cycle;\n"
     "  - cubeb_stream_get_position through the server next to a raw "
     "socket\n    round trip of the same size; stream start-up; shared and "
-    "resident\n    memory per stream.\n"
+    "resident\n    memory per stream;\n"
+    "  - on PulseAudio, if PULSE_SERVER is set and reachable: 1, 8 and 32 "
+    "streams\n    over up to 8 clients at cubeb's minimum latency, 3 s "
+    "each.\n"
     "Then shows, for each target of the design, the ratio and whether it "
     "holds.\nA target that does not hold is reported, not an error.\n"
     "\n"
@@ -114,6 +117,7 @@ struct params {
   int rpc_iterations;
   int startup_streams;
   int rss_streams;
+  double pulse_seconds; /* the measured window of each PulseAudio case */
 };
 
 /* Percentiles of round trips, microseconds. */
@@ -145,6 +149,24 @@ struct realtime_result {
   bool fifo;
 };
 
+/* One PulseAudio case: the waits as in struct case_result; callbacks,
+ * frames and misses over the streams' lives; CPU over the window. */
+struct pulse_case {
+  uint32_t streams, clients;
+  double p50, p99, max; /* microseconds */
+  uint64_t misses, callbacks, frames;
+  double cpu_us;  /* server + clients, per stream and callback */
+  double seconds; /* the measured window */
+};
+
+#define PULSE_CASES 3
+
+struct pulse_result {
+  bool ran; /* false: no PulseAudio reachable */
+  uint32_t min_latency;
+  struct pulse_case cases[PULSE_CASES];
+};
+
 struct results {
   int cpu, ncpus;
   struct lat floor_same, floor_any, floor_fifo;
@@ -157,6 +179,7 @@ struct results {
   struct lat start_ms;
   uint32_t shm_bytes, largest_callback_bytes;
   double rss_kib_per_stream, rss_kib_per_stream_running;
+  struct pulse_result pulse;
   double seconds;
 };
 
@@ -380,6 +403,8 @@ struct child {
   int64_t cpu_ns;
   int fifo;
   long rss[3];
+  long min_latency;
+  char backend[32];
 };
 
 struct group {
@@ -426,6 +451,8 @@ handle_line(struct group *g, struct child *c, const char *line)
   }
   if (sscanf(line, "cycle_ns %lf", &c->cycle_ns) == 1 ||
       sscanf(line, "fifo %d", &c->fifo) == 1 ||
+      sscanf(line, "min_latency %ld", &c->min_latency) == 1 ||
+      sscanf(line, "backend %31s", c->backend) == 1 ||
       sscanf(line, "rss_kib %ld %ld %ld", &c->rss[0], &c->rss[1], &c->rss[2]) ==
           3)
     return 0;
@@ -1081,6 +1108,150 @@ run_misc(const struct params *p, struct results *res)
   return r;
 }
 
+/* --- PulseAudio ----------------------------------------------------------- */
+
+/* The sums of the callbacks and frames of `g`'s streams so far. */
+static int
+sum_counts(void *server, const struct group *g, uint64_t *callbacks,
+           uint64_t *frames)
+{
+  static AudioIpcStreamStats stats[STATS_MAX];
+  int n = group_stats(server, g, stats);
+  *callbacks = *frames = 0;
+  for (int i = 0; i < n; i++) {
+    *callbacks += stats[i].callbacks;
+    *frames += stats[i].frames;
+  }
+  return n;
+}
+
+/* `streams` streams of `latency` frames over up to MAX_CLIENTS clients of
+ * `server`, measured for p->pulse_seconds after they settled. The CPU
+ * time is this process's (less this thread's) and the clients' over that
+ * window, per stream callback the server served in it. */
+static int
+pulse_case(const struct params *p, void *server, uint32_t latency,
+           uint32_t streams, struct pulse_case *out)
+{
+  char what[64];
+  snprintf(what, sizeof(what), "PulseAudio, %u stream%s", streams,
+           streams == 1 ? "" : "s");
+  progress("%s of %u frames, %g s", what, latency, p->pulse_seconds);
+  uint32_t clients = streams < MAX_CLIENTS ? streams : MAX_CLIENTS;
+  char per[16], text[16];
+  snprintf(per, sizeof(per), "%u", streams / clients);
+  snprintf(text, sizeof(text), "%u", latency);
+  /* The jitter mode only for its measuring step and CPU reading. */
+  char *args[] = {"streams", per, text, text, "0", "1", NULL};
+  struct group g = {.what = what};
+  static AudioIpcStreamStats stats[STATS_MAX];
+
+  int r = 0;
+  for (uint32_t i = 0; i < clients && r == 0; i++)
+    r = group_spawn(&g, server, args);
+  if (r == 0)
+    r = group_wait(&g, GOT_READY);
+  if (r == 0) {
+    group_command(&g);
+    r = group_wait(&g, GOT_STARTED);
+  }
+  if (r == 0) {
+    sleep_until(aipc_now_ns() + (int64_t)(p->settle_seconds * 1e9));
+    group_command(&g);
+    r = group_wait(&g, GOT_MEASURING);
+  }
+  uint64_t cb0 = 0, cb1 = 0, frames = 0;
+  int64_t self = 0, main_cpu = 0, clients_cpu = 0, t0 = 0, t1 = 0;
+  if (r == 0) {
+    t0 = aipc_now_ns();
+    self = rusage_ns(RUSAGE_SELF);
+    main_cpu = thread_cpu_ns();
+    if (sum_counts(server, &g, &cb0, &frames) < 0)
+      r = -1;
+    sleep_until(t0 + (int64_t)(p->pulse_seconds * 1e9));
+    if (r == 0 && sum_counts(server, &g, &cb1, &frames) < 0)
+      r = -1;
+    self = rusage_ns(RUSAGE_SELF) - self;
+    main_cpu = thread_cpu_ns() - main_cpu;
+    t1 = aipc_now_ns();
+  }
+  if (r == 0) {
+    group_command(&g);
+    r = group_wait(&g, GOT_END);
+  }
+  for (unsigned i = 0; r == 0 && i < g.n; i++)
+    clients_cpu += g.c[i].cpu_ns;
+  int n = r == 0 ? group_stats(server, &g, stats) : -1;
+  if (group_finish(&g, r < 0) < 0)
+    r = -1;
+  if (r < 0 || n < 0)
+    return -1;
+  if ((uint32_t)n != streams) {
+    fprintf(stderr, "aipc bench: %s: the server knew %d streams\n", what, n);
+    return -1;
+  }
+  struct case_result agg = {0};
+  aggregate(stats, n, &agg);
+  *out = (struct pulse_case){
+      .streams = streams,
+      .clients = clients,
+      .p50 = agg.p50,
+      .p99 = agg.p99,
+      .max = agg.max,
+      .misses = agg.misses,
+      .callbacks = agg.callbacks,
+      .cpu_us = ratio((double)(self - main_cpu + clients_cpu) / 1e3,
+                      (double)(cb1 - cb0)),
+      .seconds = (double)(t1 - t0) / 1e9};
+  for (int i = 0; i < n; i++)
+    out->frames += stats[i].frames;
+  return 0;
+}
+
+/* The PulseAudio section: run only if PULSE_SERVER is set, a server on
+ * the "pulse" backend starts and a client of it finds its context on
+ * "pulse" and learns cubeb's minimum latency; otherwise out->ran stays
+ * false. */
+static int
+run_pulse(const struct params *p, struct pulse_result *out)
+{
+  static const uint32_t streams[PULSE_CASES] = {1, 8, 32};
+  *out = (struct pulse_result){0};
+  const char *env = getenv("PULSE_SERVER");
+  if (!env || !*env) {
+    progress("pulse: skipped (PULSE_SERVER is not set)");
+    return 0;
+  }
+  progress("PulseAudio: minimum latency");
+  void *server = audioipc_server_start("aipc-bench", "pulse", NULL);
+  if (!server) {
+    progress("pulse: skipped (no PulseAudio reachable)");
+    return 0;
+  }
+  struct group g = {.what = "PulseAudio, minimum latency"};
+  char *args[] = {"minlat", NULL};
+  int r = group_spawn(&g, server, args);
+  if (r == 0)
+    r = group_wait(&g, GOT_END);
+  long min = r == 0 ? g.c[0].min_latency : 0;
+  /* libcubeb falls back to another backend when PulseAudio fails. */
+  bool pulse = r == 0 && strcmp(g.c[0].backend, "pulse") == 0;
+  if (group_finish(&g, r < 0) < 0)
+    r = -1;
+  if (r < 0 || !pulse || min <= 0 || min > 96000) {
+    progress("pulse: skipped (no PulseAudio reachable)");
+    audioipc_server_stop(server);
+    return 0;
+  }
+  out->min_latency = (uint32_t)min;
+  r = 0;
+  for (int i = 0; i < PULSE_CASES && r == 0; i++)
+    r = pulse_case(p, server, out->min_latency, streams[i], &out->cases[i]);
+  audioipc_server_stop(server);
+  out->ran = r == 0;
+  return r;
+}
+
 /* --- Output --------------------------------------------------------------- */
 
 /* A target "value <= factor x base" (or >=); an absolute one has base 1. */
@@ -1149,6 +1320,32 @@ print_lat_row(const char *name, const struct lat *l)
 {
   printf("  %-40s %7d %8.2f %8.2f %8.2f %8.2f\n", name, l->n, l->p50, l->p99,
          l->p999, l->max);
+}
+
+static void
+print_pulse(const struct pulse_result *pr)
+{
+  if (!pr->ran) {
+    printf("\npulse: skipped (no PulseAudio reachable)\n");
+    return;
+  }
+  printf("\nPulseAudio: streams at cubeb's minimum latency (%u frames), "
+         "48 kHz stereo float,\nover up to %d clients, %.1f s each; the "
+         "server's wait per callback (µs) as above;\nCPU: server + clients "
+         "over the window, per stream callback (not the daemon's)\n",
+         pr->min_latency, MAX_CLIENTS, pr->cases[0].seconds);
+  printf("  %7s %7s %7s %7s %7s %7s %10s %9s %10s\n", "streams", "clients",
+         "p50", "p99", "max", "misses", "callbacks", "frames/cb", "cpu_us/cb");
+  for (int i = 0; i < PULSE_CASES; i++) {
+    const struct pulse_case *c = &pr->cases[i];
+    char p50[16], p99[16];
+    wait_text(c->p50, p50, sizeof(p50));
+    wait_text(c->p99, p99, sizeof(p99));
+    printf("  %7u %7u %7s %7s %7.0f %7llu %10llu %9.1f %10.2f\n", c->streams,
+           c->clients, p50, p99, c->max, (unsigned long long)c->misses,
+           (unsigned long long)c->callbacks,
+           ratio((double)c->frames, (double)c->callbacks), c->cpu_us);
+  }
 }
 
 static void
@@ -1222,6 +1419,8 @@ print_table(const struct params *p, const struct results *r)
          r->shm_bytes, r->largest_callback_bytes, r->rss_kib_per_stream,
          r->rss_kib_per_stream_running);
 
+  print_pulse(&r->pulse);
+
   struct target t[NTARGETS];
   targets(r, t);
   printf("\ntargets %48s %9s %9s %13s\n", "", "value", "limit", "ratio");
@@ -1253,6 +1452,28 @@ json_case(const struct case_result *c)
          (unsigned long long)c->misses, c->p99_median,
          (unsigned long long)c->callbacks, c->cycle_us,
          c->cycle_us / c->streams, c->fifo ? "true" : "false", c->seconds);
+}
+
+static void
+json_pulse(const struct pulse_result *pr)
+{
+  if (!pr->ran) {
+    printf(", \"pulse\": null");
+    return;
+  }
+  printf(", \"pulse\": {\"min_latency_frames\": %u, \"by_streams\": [",
+         pr->min_latency);
+  for (int i = 0; i < PULSE_CASES; i++) {
+    const struct pulse_case *c = &pr->cases[i];
+    printf("%s{\"streams\": %u, \"clients\": %u, \"p50_us\": %.0f, "
+           "\"p99_us\": %.0f, \"max_us\": %.0f, \"misses\": %llu, "
+           "\"callbacks\": %llu, \"frames\": %llu, "
+           "\"cpu_us_per_stream_callback\": %.3f, \"seconds\": %.3f}",
+           i ? ", " : "", c->streams, c->clients, c->p50, c->p99, c->max,
+           (unsigned long long)c->misses, (unsigned long long)c->callbacks,
+           (unsigned long long)c->frames, c->cpu_us, c->seconds);
+  }
+  printf("]}");
 }
 
 static void
@@ -1319,6 +1540,7 @@ print_json(const struct params *p, const struct results *r)
          "\"client_rss_kib_per_stream_running\": %.1f",
          r->shm_bytes, r->largest_callback_bytes, r->rss_kib_per_stream,
          r->rss_kib_per_stream_running);
+  json_pulse(&r->pulse);
   struct target t[NTARGETS];
   targets(r, t);
   printf(", \"targets\": {");
@@ -1345,7 +1567,8 @@ set_params(struct params *p, bool quick)
                        .settle_seconds = quick ? 0.2 : 0.5,
                        .rpc_iterations = quick ? 500 : 5000,
                        .startup_streams = quick ? 5 : 20,
-                       .rss_streams = 16};
+                       .rss_streams = 16,
+                       .pulse_seconds = quick ? 0.5 : 3.0};
 }
 
 static int
@@ -1398,7 +1621,7 @@ run_all(const struct params *p, struct results *res)
   if (run_realtime(p, &res->rt) < 0 ||
       run_rpc(p, -1, &any, &res->rpc_position) < 0 ||
       run_rpc(p, cpu, &any, &res->rpc_position_same) < 0 ||
-      run_misc(p, res) < 0)
+      run_misc(p, res) < 0 || run_pulse(p, &res->pulse) < 0)
     return -1;
   return 0;
 }

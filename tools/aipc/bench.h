@@ -22,6 +22,8 @@
  *   startup N   N streams, one after another: init + start until the
  *               first data callback
  *   rss N       resident memory before and after making N streams
+ *   minlat      the server's backend (cubeb_get_backend_id) and
+ *               cubeb_get_min_latency for those streams' parameters
  *
  * Peer modes, not audioipc clients, with one fd at AIPC_CHILD_CONN_FD:
  *   peer-futex ROUNDS    a sealed memfd of BENCH_FUTEX_SHM_SIZE: answers
@@ -38,7 +40,8 @@
  *
  * Children report on stdout, one item per line: "ready", "started",
  * "measuring", "done", "sample NS", "jitter US COUNT", "cycle_ns NS",
- * "cpu_ns NS", "fifo 0|1", "rss_kib BEFORE CREATED RUNNING", "errors N",
+ * "cpu_ns NS", "fifo 0|1", "rss_kib BEFORE CREATED RUNNING",
+ * "backend NAME", "min_latency FRAMES", "errors N",
  * and "end" last.
  */
 #ifndef AIPC_BENCH_H
