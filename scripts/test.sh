@@ -76,7 +76,7 @@ ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1 \
 
 echo "== clang, TSan (suites unit, e2e)"
 CC=clang setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false
-TSAN_OPTIONS=halt_on_error=1 \
+TSAN_OPTIONS=halt_on_error=1:suppressions=$PWD/tests/tsan.supp \
   run_suite build-tsan clang-tsan --suite unit --suite e2e \
   --timeout-multiplier 3
 
