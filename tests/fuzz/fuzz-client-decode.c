@@ -16,6 +16,7 @@
  * it must guarantee: every byte the client touches lies inside the
  * region.
  */
+#include "client-messages.h"
 #include "protocol.h"
 #include "stream-shm.h"
 #include "wire.h"
@@ -24,23 +25,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const uint16_t client_messages[] = {
-    AIPC_OP_HELLO_REPLY,
-    AIPC_OP_ERROR,
-    AIPC_OP_PING_REPLY,
-    AIPC_OP_EMPTY_REPLY,
-    AIPC_OP_U32_REPLY,
-    AIPC_OP_U64_REPLY,
-    AIPC_OP_CONTEXT_INIT_REPLY,
-    AIPC_OP_DEVICES_REPLY,
-    AIPC_OP_STREAM_INIT_REPLY,
-    AIPC_OP_CURRENT_DEVICE_REPLY,
-    AIPC_OP_STREAM_STATE_EVENT,
-    AIPC_OP_STREAM_DEVICE_CHANGED_EVENT,
-    AIPC_OP_COLLECTION_CHANGED_EVENT,
-};
-#define CLIENT_MESSAGES (sizeof(client_messages) / sizeof(client_messages[0]))
 
 /* A copy as the client keeps it (strdup), checked against its bound. */
 static void
@@ -122,7 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 4)
     return 0;
-  uint16_t opcode = client_messages[data[0] % CLIENT_MESSAGES];
+  uint16_t opcode = client_message(data[0] % client_message_count());
   uint32_t sample = data[3] & 1 ? 2 : 4;
   uint32_t in_bytes = (data[1] % 33) * sample;
   uint32_t out_bytes = (data[2] % 33) * sample;

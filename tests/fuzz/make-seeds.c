@@ -8,6 +8,7 @@
  * (A single argument means decode, as before.)
  */
 #include "../bodies.h"
+#include "client-messages.h"
 #include "protocol.h"
 #include "stream-shm.h"
 #include "wire.h"
@@ -63,22 +64,6 @@ decode_seeds(const char *dir)
 
 /* --- client-decode: message index, channels in and out, s16, payload ------ */
 
-static const uint16_t client_messages[] = {
-    AIPC_OP_HELLO_REPLY,
-    AIPC_OP_ERROR,
-    AIPC_OP_PING_REPLY,
-    AIPC_OP_EMPTY_REPLY,
-    AIPC_OP_U32_REPLY,
-    AIPC_OP_U64_REPLY,
-    AIPC_OP_CONTEXT_INIT_REPLY,
-    AIPC_OP_DEVICES_REPLY,
-    AIPC_OP_STREAM_INIT_REPLY,
-    AIPC_OP_CURRENT_DEVICE_REPLY,
-    AIPC_OP_STREAM_STATE_EVENT,
-    AIPC_OP_STREAM_DEVICE_CHANGED_EVENT,
-    AIPC_OP_COLLECTION_CHANGED_EVENT,
-};
-
 static int
 client_seed(const char *dir, const char *name, uint8_t index, uint8_t in_ch,
             uint8_t out_ch, bool s16, const void *body)
@@ -88,7 +73,7 @@ client_seed(const char *dir, const char *name, uint8_t index, uint8_t in_ch,
   buf[1] = in_ch;
   buf[2] = out_ch;
   buf[3] = s16;
-  int len = encode(client_messages[index], body, buf + 4, sizeof(buf) - 4);
+  int len = encode(client_message(index), body, buf + 4, sizeof(buf) - 4);
   return len < 0 ? -1 : write_file(dir, name, buf, (size_t)len + 4);
 }
 
@@ -113,19 +98,18 @@ static int
 client_decode_seeds(const char *dir)
 {
   int r = 0;
-  for (uint8_t i = 0; i < sizeof(client_messages) / sizeof(client_messages[0]);
-       i++) {
+  for (uint8_t i = 0; i < client_message_count(); i++) {
     _Alignas(max_align_t) uint8_t body[AIPC_MSG_DECODED_MAX];
-    test_body(client_messages[i], 1, body);
-    if (client_messages[i] == AIPC_OP_STREAM_INIT_REPLY) {
+    test_body(client_message(i), 1, body);
+    if (client_message(i) == AIPC_OP_STREAM_INIT_REPLY) {
       r |= layout_seed(dir, "STREAM_INIT_REPLY-output", i, 0, 2, false, 512);
       r |= layout_seed(dir, "STREAM_INIT_REPLY-duplex", i, 1, 2, false, 2048);
       r |= layout_seed(dir, "STREAM_INIT_REPLY-input-s16", i, 8, 0, true, 96);
       continue;
     }
-    r |= client_seed(
-        dir, aipc_protocol_msg(&aipc_protocol, client_messages[i])->name, i, 0,
-        2, false, body);
+    r |= client_seed(dir,
+                     aipc_protocol_msg(&aipc_protocol, client_message(i))->name,
+                     i, 0, 2, false, body);
   }
   return r;
 }

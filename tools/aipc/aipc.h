@@ -144,6 +144,11 @@ pid_t aipc_spawn_client(const char *cmd, void *server, char *const argv[],
 /* Sends one byte and `fd` (borrowed; none if negative) over the socket
  * `sock` with SCM_RIGHTS. Returns 0 or -errno. */
 int aipc_send_fd(int sock, int fd);
+/* Receives one fd sent with aipc_send_fd. Returns it, or -EPIPE if the
+ * peer closed, -ENOMSG if the message carried none, -EMSGSIZE if it
+ * carried more than one (all closed), or another -errno. Async-signal-safe
+ * (used between fork and exec). */
+int aipc_recv_fd(int sock);
 
 /* --- connect.c ------------------------------------------------------------ */
 

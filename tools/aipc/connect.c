@@ -37,51 +37,22 @@ aipc_connect_serve(const char *cmd, const char *path)
     return -1;
   }
 
-  char byte;
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } control;
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  struct msghdr msg = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = control.buf,
-                       .msg_controllen = sizeof(control.buf)};
-  ssize_t n;
-  do
-    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  int err = errno;
+  int fd = aipc_recv_fd(sock);
   close(sock);
-  if (n < 0) {
-    fprintf(stderr, "aipc %s: cannot receive a connection from %s: %s\n", cmd,
-            path, strerror(err));
-    return -1;
-  }
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (msg.msg_flags & MSG_CTRUNC) {
-    /* More than one fd arrived; the kernel closed the ones that did not
-     * fit, and any that did is ours to close. */
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-      close(fd);
-    }
+  if (fd == -EMSGSIZE)
     fprintf(stderr,
             "aipc %s: %s sent more than one fd: not an aipc serve socket\n",
             cmd, path);
-    return -1;
-  }
-  if (n == 0 || !c || c->cmsg_level != SOL_SOCKET ||
-      c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+  else if (fd == -EPIPE || fd == -ENOMSG)
     fprintf(stderr, "aipc %s: the server at %s sent no connection (%s)\n", cmd,
             path,
-            n == 0 ? "it closed the socket"
-                   : "it could not make one; see its output");
+            fd == -EPIPE ? "it closed the socket"
+                         : "it could not make one; see its output");
+  else if (fd < 0)
+    fprintf(stderr, "aipc %s: cannot receive a connection from %s: %s\n", cmd,
+            path, strerror(-fd));
+  if (fd < 0)
     return -1;
-  }
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(fd));
   return fd;
 }
 

@@ -27,6 +27,25 @@ child_exec(const char *exe, char *const argv[], int sock, int parent_sock,
   /* So that recvmsg sees EOF if the parent dies before sending. */
   close(parent_sock);
 
+  int fd = aipc_recv_fd(sock);
+  if (fd < 0)
+    _exit(126);
+
+  /* Out of the way of the numbers we dup2 onto first. */
+  int conn = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+  int stdout_copy = out >= 0 ? fcntl(out, F_DUPFD_CLOEXEC, 100) : -1;
+  if (conn < 0 || (out >= 0 && stdout_copy < 0) ||
+      dup2(conn, AIPC_CHILD_CONN_FD) < 0 ||
+      (stdout_copy >= 0 && dup2(stdout_copy, STDOUT_FILENO) < 0))
+    _exit(126);
+  close_range(AIPC_CHILD_CONN_FD + 1, ~0U, 0);
+  execv(exe, argv);
+  _exit(127);
+}
+
+int
+aipc_recv_fd(int sock)
+{
   char byte;
   union {
     char buf[CMSG_SPACE(sizeof(int))];
@@ -41,23 +60,24 @@ child_exec(const char *exe, char *const argv[], int sock, int parent_sock,
   do
     n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
-  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-      c->cmsg_len != CMSG_LEN(sizeof(int)))
-    _exit(126);
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-
-  /* Out of the way of the numbers we dup2 onto first. */
-  int conn = fcntl(fd, F_DUPFD_CLOEXEC, 100);
-  int stdout_copy = out >= 0 ? fcntl(out, F_DUPFD_CLOEXEC, 100) : -1;
-  if (conn < 0 || (out >= 0 && stdout_copy < 0) ||
-      dup2(conn, AIPC_CHILD_CONN_FD) < 0 ||
-      (stdout_copy >= 0 && dup2(stdout_copy, STDOUT_FILENO) < 0))
-    _exit(126);
-  close_range(AIPC_CHILD_CONN_FD + 1, ~0U, 0);
-  execv(exe, argv);
-  _exit(127);
+  if (n < 0)
+    return -errno;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  bool has_fd = c && c->cmsg_level == SOL_SOCKET &&
+                c->cmsg_type == SCM_RIGHTS &&
+                c->cmsg_len == CMSG_LEN(sizeof(int));
+  int fd = -1;
+  if (has_fd)
+    memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+  if (msg.msg_flags & MSG_CTRUNC) {
+    /* More than one fd: the kernel closed those that did not fit. */
+    if (has_fd)
+      close(fd);
+    return -EMSGSIZE;
+  }
+  if (n == 0)
+    return -EPIPE;
+  return has_fd ? fd : -ENOMSG;
 }
 
 int
