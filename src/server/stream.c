@@ -53,11 +53,14 @@ frame_bytes(const cubeb_stream_params *p)
 static bool
 await_response(struct aipc_stream_ctl *ctl, uint32_t seq, int64_t deadline)
 {
+  /* An honest client changes the word once per request. One that keeps
+   * changing it to other values would have us spin until the deadline
+   * (each futex wait returns at once), so after a few such changes it
+   * counts as not answering. */
+  int changes = 0;
   uint32_t v;
   while ((v = aipc_wake_load(&ctl->response)) != seq) {
-    /* A client that keeps changing the word must not stretch the wait:
-     * the deadline is checked on every round, not only by the futex. */
-    if (aipc_now_ns() >= deadline ||
+    if (changes++ > 4 || aipc_now_ns() >= deadline ||
         aipc_wake_wait(&ctl->response, v, deadline) < 0)
       return aipc_wake_load(&ctl->response) == seq;
   }
