@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config cmake
   clang libclang-rt-14-dev llvm
-  libcubeb-dev libseccomp-dev
+  libcubeb-dev libseccomp-dev libdbus-1-dev
   pulseaudio pulseaudio-utils
+  dbus-bin dbus-daemon rtkit
   valgrind
 )
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: ISC
 # Sets everything up and runs the whole test suite, the way CI does:
 #   1. installs missing Debian packages (scripts/deps.sh);
-#   2. starts a private PulseAudio for suite `pulse` (scripts/pulse.sh);
+#   2. starts a private PulseAudio for suite `pulse` (scripts/pulse.sh) and
+#      the D-Bus system bus, if none runs, for RTKit (scripts/system-bus.sh);
 #   3. builds with gcc (warnings are errors) and runs every suite;
 #   4. builds with clang under ASan+UBSan (halt on error) and runs them again;
 #   5. builds with clang under TSan and runs the unit and e2e suites (the
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
+bash scripts/system-bus.sh start
 bash scripts/pulse.sh start
 trap 'bash scripts/pulse.sh stop' EXIT
 eval "$(bash scripts/pulse.sh env)"

@@ -100,6 +100,10 @@ test_body(uint16_t opcode, uint32_t stream, void *out)
     *(struct aipc_collection_changed_event *)out =
         (struct aipc_collection_changed_event){CUBEB_DEVICE_TYPE_OUTPUT};
     break;
+  case AIPC_OP_PROMOTE_THREAD:
+    /* init: never a thread of a test's client */
+    *(struct aipc_promote_thread *)out = (struct aipc_promote_thread){1};
+    break;
   case AIPC_OP_STREAM_DESTROY:
   case AIPC_OP_STREAM_START:
   case AIPC_OP_STREAM_STOP:

@@ -51,6 +51,14 @@ typedef struct {
  * the server goes away every stream's state callback gets
  * CUBEB_STATE_ERROR once and every later call fails at once; calling the
  * library from inside one of its callbacks returns CUBEB_ERROR.
+ *
+ * Each stream's callback thread asks for real-time priority (see
+ * AUDIOIPC_RT_PRIORITY): itself first, and if that is refused, through
+ * the server, which can promote it directly or through RTKit when the
+ * embedder named this process (audioipc_server_new_client_for_pid). For
+ * RTKit the library lowers the process's RLIMIT_RTTIME to 200 ms if it
+ * is higher: a real-time thread that runs that long without sleeping
+ * then gets SIGXCPU. A refusal is logged once and is never fatal.
  */
 AUDIOIPC_EXPORT int audioipc_client_init(cubeb **context,
                                          const char *context_name,

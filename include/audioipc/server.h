@@ -68,11 +68,20 @@ AUDIOIPC_EXPORT int audioipc_server_new_client(void *server,
 /*
  * As audioipc_server_new_client, and records `pid` as the client's
  * trusted process id (a socketpair's peer credentials name the server
- * itself, so only the embedder knows it). It shows in the stream
- * statistics, and is what the server will check real-time promotion
- * requests against; today clients promote their own callback threads
- * (SCHED_FIFO where their limits allow) and the server promotes none on
- * their behalf.
+ * itself, so only the embedder knows it). Call it once the child exists
+ * (fork first, then hand the fd over with SCM_RIGHTS): the server holds
+ * on to that very process with a pidfd, so a pid recycled after the
+ * child's death never stands in for it. Fails with EINVAL if pid <= 0,
+ * ESRCH if no such process exists.
+ *
+ * Real-time priority: a client whose own attempt is refused (a sandbox,
+ * no RLIMIT_RTPRIO) asks the server to promote its callback thread. The
+ * server does so only for a thread of this process while it lives, for
+ * at most streams_per_client threads at once, at AUDIOIPC_RT_PRIORITY
+ * (default 10, 0 = never): directly (SCHED_FIFO) when it may, else
+ * through RTKit on the system bus (SCHED_RR; RTKit then checks the
+ * thread's owner and caps the priority). Clients made with
+ * audioipc_server_new_client get no promotion from the server.
  */
 AUDIOIPC_EXPORT int audioipc_server_new_client_for_pid(void *server, pid_t pid,
                                                        size_t shm_area_size);

@@ -51,6 +51,7 @@ struct cubeb_stream {
   uint32_t out_frame_bytes;
 
   pthread_t thread;
+  struct aipc_wake tid; /* the callback thread's id, once it runs */
   atomic_bool quit;
   atomic_bool running;       /* the user's data callback may run */
   struct aipc_wake in_user;  /* 1 while the data callback runs */

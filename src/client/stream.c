@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static uint32_t
 frame_bytes(const cubeb_stream_params *p)
@@ -35,7 +37,8 @@ callback_thread(void *data)
   cubeb_stream *s = data;
   struct aipc_stream_ctl *ctl = s->ctl;
   aipc_client_set_in_callback(true); /* for the thread's whole life */
-  aipc_thread_promote();
+  /* Tells stream_init who we are, so it can get us promoted. */
+  aipc_wake_publish(&s->tid, (uint32_t)gettid());
   /* The region is new and the server's first request is 1; reading the
    * word here instead would race with that request. */
   uint32_t last = 0;
@@ -75,6 +78,43 @@ callback_thread(void *data)
     aipc_wake_publish(&ctl->response, seq);
   }
   aipc_rt_leave();
+}
+
+/* What a process must allow for RTKit to promote one of its threads:
+ * real-time threads that never block for this long get SIGXCPU, then
+ * SIGKILL (RTKit's default, and what it checks for). */
+#define RTTIME_MAX_US 200000
+
+/*
+ * Real-time priority for a stream's callback thread: directly where our
+ * limits allow, otherwise through the server, which holds the rights a
+ * sandboxed process lacks (it can reach neither the scheduler nor RTKit).
+ * Never fatal: the first failure in the process is logged.
+ */
+static void
+promote_callback_thread(cubeb_stream *s, pid_t tid)
+{
+  static atomic_bool warned;
+  int priority = aipc_rt_priority();
+  if (priority == 0)
+    return;
+  int direct = aipc_thread_set_realtime(tid, priority);
+  if (direct == 0)
+    return;
+  struct rlimit rttime;
+  if (getrlimit(RLIMIT_RTTIME, &rttime) == 0 &&
+      rttime.rlim_max > RTTIME_MAX_US) {
+    rttime.rlim_cur = rttime.rlim_max = RTTIME_MAX_US;
+    setrlimit(RLIMIT_RTTIME, &rttime);
+  }
+  struct aipc_promote_thread q = {.tid = (uint32_t)tid};
+  struct aipc_empty reply;
+  int r =
+      aipc_client_call(s->context, AIPC_OP_PROMOTE_THREAD, &q, &reply, NULL);
+  if (r < 0 && !atomic_exchange(&warned, true))
+    aipc_warn("no real-time priority for audio callbacks (by ourselves: %s; "
+              "through the server: %s)",
+              strerror(-direct), strerror(-r));
 }
 
 /* Ends the callback thread, which waits on the request word. */
@@ -209,6 +249,12 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
                           s);
     if (r < 0)
       aipc_shm_release(&s->shm);
+  }
+  if (r == 0) {
+    uint32_t tid;
+    while ((tid = aipc_wake_load(&s->tid)) == 0)
+      aipc_wake_wait(&s->tid, 0, -1);
+    promote_callback_thread(s, (pid_t)tid);
   }
   if (r == 0) {
     /* The caller's pointer is set before the loop can report on the

@@ -154,6 +154,10 @@ static const struct aipc_field collection_changed_fields[] = {
     AIPC_U32(struct aipc_collection_changed_event, type, 0, 3),
 };
 
+static const struct aipc_field promote_thread_fields[] = {
+    AIPC_U32(struct aipc_promote_thread, tid, 1, INT32_MAX),
+};
+
 /* The message's name is its opcode's, without the AIPC_OP_ prefix. */
 #define REQUEST(op, ctype, fields, reply_op)                                   \
   [op] = {&(#op)[8], AIPC_RECORD(ctype, fields), AIPC_MSG_REQUEST, reply_op, 0}
@@ -221,6 +225,8 @@ static const struct aipc_msg_desc messages[AIPC_OP_COUNT] = {
           stream_ref_fields),
     EVENT(AIPC_OP_COLLECTION_CHANGED_EVENT,
           struct aipc_collection_changed_event, collection_changed_fields),
+    REQUEST(AIPC_OP_PROMOTE_THREAD, struct aipc_promote_thread,
+            promote_thread_fields, AIPC_OP_EMPTY_REPLY),
 };
 
 const struct aipc_protocol aipc_protocol = {

@@ -49,6 +49,8 @@ enum aipc_opcode {
   AIPC_OP_STREAM_STATE_EVENT,
   AIPC_OP_STREAM_DEVICE_CHANGED_EVENT,
   AIPC_OP_COLLECTION_CHANGED_EVENT,
+  /* Thread requests. */
+  AIPC_OP_PROMOTE_THREAD,
   AIPC_OP_COUNT,
 };
 
@@ -183,6 +185,12 @@ struct aipc_stream_state_event {
 
 struct aipc_collection_changed_event {
   uint32_t type;
+};
+
+/* Asks the server to give one of the client's threads real-time priority
+ * (see audioipc_server_new_client_for_pid); answered with EMPTY_REPLY. */
+struct aipc_promote_thread {
+  uint32_t tid; /* a thread of the client's process, as gettid() names it */
 };
 
 extern const struct aipc_protocol aipc_protocol;

@@ -65,9 +65,8 @@ aipc_thread_start(pthread_t *thread, const char *name,
 }
 
 int
-aipc_thread_promote(void)
+aipc_rt_priority(void)
 {
-  static atomic_bool warned;
   int priority = 10;
   const char *env = getenv("AUDIOIPC_RT_PRIORITY");
   if (env)
@@ -75,13 +74,29 @@ aipc_thread_promote(void)
   if (priority <= 0)
     return 0;
   int max = sched_get_priority_max(SCHED_FIFO);
-  if (priority > max)
-    priority = max;
+  return priority > max ? max : priority;
+}
+
+int
+aipc_thread_set_realtime(pid_t tid, int priority)
+{
   struct sched_param param = {.sched_priority = priority};
-  int r = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
-  if (r != 0 && !atomic_exchange(&warned, true))
+  if (sched_setscheduler(tid, SCHED_FIFO | SCHED_RESET_ON_FORK, &param) < 0)
+    return -errno;
+  return 0;
+}
+
+int
+aipc_thread_promote(void)
+{
+  static atomic_bool warned;
+  int priority = aipc_rt_priority();
+  if (priority == 0)
+    return 0;
+  int r = aipc_thread_set_realtime(0, priority);
+  if (r < 0 && !atomic_exchange(&warned, true))
     aipc_warn("no real-time priority for audio threads (%s); set "
               "RLIMIT_RTPRIO or run with CAP_SYS_NICE",
-              strerror(r));
-  return -r;
+              strerror(-r));
+  return r;
 }

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct aipc_thread_hooks {
   size_t stack_size;                       /* 0: the system's default */
@@ -22,11 +23,19 @@ int aipc_thread_start(pthread_t *thread, const char *name,
                       const struct aipc_thread_hooks *hooks,
                       void (*fn)(void *data), void *data);
 
+/* The real-time priority audio threads ask for: AUDIOIPC_RT_PRIORITY
+ * (default 10; 0 turns promotion off), at most SCHED_FIFO's maximum. */
+int aipc_rt_priority(void);
+
+/* Gives thread `tid` (of any process the caller may reschedule)
+ * SCHED_FIFO at `priority`, reset to normal in children it forks.
+ * Returns 0 or -errno (-EPERM without the right). */
+int aipc_thread_set_realtime(pid_t tid, int priority);
+
 /*
- * Asks for real-time scheduling (SCHED_FIFO) for the calling thread, at
- * the priority AUDIOIPC_RT_PRIORITY gives (default 10; 0 turns promotion
- * off). Returns 0 or -errno; the first failure in the process is logged,
- * later ones are not. Never fatal: audio still plays, less robustly.
+ * Asks for real-time scheduling for the calling thread at aipc_rt_priority().
+ * Returns 0 or -errno; the first failure in the process is logged, later
+ * ones are not. Never fatal: audio still plays, less robustly.
  */
 int aipc_thread_promote(void);
 

@@ -34,6 +34,7 @@ struct aipc_client {
   struct aipc_queue queue;
   unsigned number;
   pid_t pid;
+  int pidfd; /* the process the embedder vouched for, or -1 */
   size_t shm_area_size;
   struct aipc_limits limits; /* the server's when we were made */
 
@@ -50,6 +51,8 @@ struct aipc_client {
   uint32_t ntokens;
   uint64_t next_token;
   uint32_t collection_registered; /* device types */
+  pid_t *rt_threads; /* promoted for the client, streams_per_client at most */
+  uint32_t nrt_threads;
 };
 
 void
@@ -510,6 +513,43 @@ handle_register_device_changed(struct aipc_client *c, struct aipc_request *req)
   return r < 0 ? r : reply_empty(req);
 }
 
+/* --- Real-time promotion ------------------------------------------------ */
+
+/*
+ * A client may hold as many real-time threads through us as it may have
+ * streams (one callback thread each); threads that have ended no longer
+ * count. Asking again for a thread already promoted is answered at once.
+ */
+static int
+handle_promote_thread(struct aipc_client *c, struct aipc_request *req)
+{
+  const struct aipc_promote_thread *q = (const void *)req->body;
+  pid_t tid = (pid_t)q->tid;
+  if (c->pidfd < 0)
+    return -EPERM;
+  for (uint32_t i = 0; i < c->nrt_threads; i++)
+    if (c->rt_threads[i] == tid && aipc_thread_of(c->pid, tid))
+      return reply_empty(req);
+  if (c->nrt_threads == c->limits.streams_per_client) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < c->nrt_threads; i++)
+      if (aipc_thread_of(c->pid, c->rt_threads[i]))
+        c->rt_threads[kept++] = c->rt_threads[i];
+    c->nrt_threads = kept;
+    if (kept == c->limits.streams_per_client)
+      return -EBUSY;
+  }
+  int r = aipc_promote_client_thread(aipc_server_rtkit(c->server), c->pid,
+                                     c->pidfd, tid);
+  if (r < 0) {
+    aipc_debug("client %u: no real-time priority for thread %d: %s",
+               c->number, (int)tid, strerror(-r));
+    return r;
+  }
+  c->rt_threads[c->nrt_threads++] = tid;
+  return reply_empty(req);
+}
+
 /* --- Dispatch ----------------------------------------------------------- */
 
 typedef int (*handler_fn)(struct aipc_client *c, struct aipc_request *req);
@@ -535,6 +575,7 @@ static const handler_fn handlers[AIPC_OP_COUNT] = {
     [AIPC_OP_STREAM_SET_NAME] = handle_set_name,
     [AIPC_OP_STREAM_GET_CURRENT_DEVICE] = handle_current_device,
     [AIPC_OP_STREAM_REGISTER_DEVICE_CHANGED] = handle_register_device_changed,
+    [AIPC_OP_PROMOTE_THREAD] = handle_promote_thread,
 };
 
 void
@@ -570,23 +611,35 @@ session_closed(void *data, int error)
   aipc_server_close_queue(c->server, &c->queue);
 }
 
+static void
+client_free_tables(struct aipc_client *c)
+{
+  free(c->streams);
+  free(c->tokens);
+  free(c->rt_threads);
+  if (c->pidfd >= 0)
+    close(c->pidfd);
+  free(c);
+}
+
 int
 aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
-                unsigned number, pid_t pid, size_t shm_area_size,
+                unsigned number, pid_t pid, int pidfd, size_t shm_area_size,
                 struct aipc_client **out)
 {
   const struct aipc_limits *l = aipc_server_limits(server);
   struct aipc_client *c = calloc(1, sizeof(*c));
   if (c) {
+    c->pidfd = pidfd;
     c->streams = calloc(l->streams_per_client, sizeof(*c->streams));
     c->tokens = calloc(l->device_tokens, sizeof(*c->tokens));
+    c->rt_threads = calloc(l->streams_per_client, sizeof(*c->rt_threads));
   }
-  if (!c || !c->streams || !c->tokens) {
-    if (c) {
-      free(c->streams);
-      free(c->tokens);
-    }
-    free(c);
+  if (!c || !c->streams || !c->tokens || !c->rt_threads) {
+    if (c)
+      client_free_tables(c);
+    else if (pidfd >= 0)
+      close(pidfd);
     close(fd);
     return -ENOMEM;
   }
@@ -605,9 +658,7 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   int r = aipc_session_new(loop, fd, &aipc_protocol, &params, &session_handlers,
                            c, &c->session);
   if (r < 0) {
-    free(c->streams);
-    free(c->tokens);
-    free(c);
+    client_free_tables(c);
     return r;
   }
   *out = c;
@@ -626,9 +677,7 @@ client_free(void *data)
   struct aipc_client *c = data;
   aipc_session_destroy(c->session);
   aipc_server_client_gone(c->server, c);
-  free(c->streams);
-  free(c->tokens);
-  free(c);
+  client_free_tables(c);
 }
 
 void

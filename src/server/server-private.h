@@ -95,15 +95,34 @@ void aipc_server_close_queue(struct aipc_server *server,
 const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
 int64_t aipc_server_deadline_min(const struct aipc_server *server);
 struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
+struct aipc_rtkit *aipc_server_rtkit(struct aipc_server *server);
 /* Called by a client once it is fully torn down. */
 void aipc_server_client_gone(struct aipc_server *server,
                              struct aipc_client *client);
 
+/* --- promote.c -------------------------------------------------------- */
+
+/* A pidfd for `pid`, or -1 (errno set). */
+int aipc_pidfd_open(pid_t pid);
+/* True if `tid` is a thread of process `pid`. */
+bool aipc_thread_of(pid_t pid, pid_t tid);
+/* The server's way to RTKit: a system bus connection, made on first use
+ * and closed by aipc_rtkit_destroy. */
+struct aipc_rtkit;
+struct aipc_rtkit *aipc_rtkit_new(void);
+void aipc_rtkit_destroy(struct aipc_rtkit *rtkit);
+/* Gives thread `tid` of the client process `pid` (`pidfd` its pidfd, -1
+ * if nobody vouched for it) real-time priority, directly or through
+ * RTKit. Blocks (D-Bus): worker threads only. Returns 0 or -errno. */
+int aipc_promote_client_thread(struct aipc_rtkit *rtkit, pid_t pid, int pidfd,
+                               pid_t tid);
+
 /* --- client.c ---------------------------------------------------------- */
 
-/* Loop thread. Takes fd. */
+/* Loop thread. Takes fd and pidfd (the client process's, or -1), also
+ * on failure. */
 int aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
-                    unsigned number, pid_t pid, size_t shm_area_size,
+                    unsigned number, pid_t pid, int pidfd, size_t shm_area_size,
                     struct aipc_client **out);
 /* Handles one request (answering it): on a worker thread, or on the loop
  * thread for a quick one when nothing of the client's is queued. */

@@ -39,6 +39,7 @@ struct aipc_server {
   size_t nclients, clients_cap;
   unsigned clients_made;
   struct aipc_stats_registry *stats;
+  struct aipc_rtkit *rtkit;
   bool quit;
 };
 
@@ -280,6 +281,7 @@ struct new_client {
   struct aipc_server *server;
   int fd;
   pid_t pid;
+  int pidfd; /* -1 if nobody vouched for the client */
   size_t shm_area_size;
   int result;
 };
@@ -296,6 +298,8 @@ add_client(void *data)
     if (!grown) {
       pthread_mutex_unlock(&server->lock);
       close(nc->fd);
+      if (nc->pidfd >= 0)
+        close(nc->pidfd);
       nc->result = -ENOMEM;
       return;
     }
@@ -309,7 +313,7 @@ add_client(void *data)
   unsigned number = ++server->clients_made;
   pthread_mutex_unlock(&server->lock);
   nc->result = aipc_client_new(server, server->loop, nc->fd, number, nc->pid,
-                               nc->shm_area_size, &client);
+                               nc->pidfd, nc->shm_area_size, &client);
   if (nc->result < 0)
     return;
   pthread_mutex_lock(&server->lock);
@@ -332,25 +336,39 @@ aipc_server_client_gone(struct aipc_server *server, struct aipc_client *client)
 }
 
 static int
-new_client(void *handle, pid_t pid, size_t shm_area_size)
+new_client(void *handle, pid_t pid, bool trusted, size_t shm_area_size)
 {
   struct aipc_server *server = handle;
-  if (!server) {
+  if (!server || (trusted && pid <= 0)) {
     errno = EINVAL;
     return -1;
   }
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+  /* Holds on to the very process the embedder named: its pid can be
+   * recycled, its pidfd cannot. */
+  int pidfd = trusted ? aipc_pidfd_open(pid) : -1;
+  if (trusted && pidfd < 0)
     return -1;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    int saved = errno;
+    if (pidfd >= 0)
+      close(pidfd);
+    errno = saved;
+    return -1;
+  }
   struct new_client nc = {.server = server,
                           .fd = sv[0],
                           .pid = pid,
+                          .pidfd = pidfd,
                           .shm_area_size = shm_area_size};
   int r = aipc_loop_invoke(server->loop, add_client, &nc);
-  if (r == 0)
+  if (r == 0) {
     r = nc.result;
-  else
+  } else {
     close(sv[0]);
+    if (pidfd >= 0)
+      close(pidfd);
+  }
   if (r < 0) {
     close(sv[1]);
     errno = -r;
@@ -362,14 +380,14 @@ new_client(void *handle, pid_t pid, size_t shm_area_size)
 int
 audioipc_server_new_client(void *server, size_t shm_area_size)
 {
-  return new_client(server, 0, shm_area_size);
+  return new_client(server, 0, false, shm_area_size);
 }
 
 int
 audioipc_server_new_client_for_pid(void *server, pid_t pid,
                                    size_t shm_area_size)
 {
-  return new_client(server, pid, shm_area_size);
+  return new_client(server, pid, true, shm_area_size);
 }
 
 /* --- Start and stop ----------------------------------------------------- */
@@ -378,6 +396,12 @@ struct aipc_stats_registry *
 aipc_server_stats(struct aipc_server *server)
 {
   return server->stats;
+}
+
+struct aipc_rtkit *
+aipc_server_rtkit(struct aipc_server *server)
+{
+  return server->rtkit;
 }
 
 int
@@ -394,6 +418,7 @@ static void
 server_free(struct aipc_server *server)
 {
   aipc_stats_registry_destroy(server->stats);
+  aipc_rtkit_destroy(server->rtkit);
   if (server->shared_ctx)
     cubeb_destroy(server->shared_ctx);
   free(server->clients);
@@ -429,7 +454,8 @@ audioipc_server_start(const char *context_name, const char *backend_name,
   pthread_cond_init(&server->gone, NULL);
   server->runnable_tail = &server->runnable;
   server->limits = default_limits;
-  if (aipc_stats_registry_new(&server->stats) < 0) {
+  server->rtkit = aipc_rtkit_new();
+  if (!server->rtkit || aipc_stats_registry_new(&server->stats) < 0) {
     server_free(server);
     return NULL;
   }

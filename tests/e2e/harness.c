@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 #include "harness.h"
 
+#include "fdpass.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,6 +16,7 @@ void
 e2e_start(struct e2e *e, const char *backend)
 {
   e->clients_outlive_server = false;
+  e->trusted_pids = false;
   snprintf(e->dir, sizeof(e->dir), "/tmp/aipc-e2e-XXXXXX");
   CHECK(mkdtemp(e->dir) != NULL);
   snprintf(e->wav, sizeof(e->wav), "%s/mix.wav", e->dir);
@@ -75,8 +78,13 @@ static pid_t
 spawn(struct e2e *e, e2e_client_fn fn, int arg, int keep)
 {
   const struct e2e_client *client = client_by_fn(fn);
-  int fd = audioipc_server_new_client(e->server, 0);
-  CHECK(fd >= 0);
+  /* With trusted pids the connection comes after the fork, over `pass`. */
+  int fd = -1, pass[2] = {-1, -1};
+  if (e->trusted_pids)
+    test_socketpair(pass);
+  else
+    fd = audioipc_server_new_client(e->server, 0);
+  CHECK(fd >= 0 || pass[0] >= 0);
   char exe[4096], arg_text[16];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   CHECK(n > 0);
@@ -92,7 +100,11 @@ spawn(struct e2e *e, e2e_client_fn fn, int arg, int keep)
      * have held any lock when we forked. */
     if (!e->clients_outlive_server)
       prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int conn = fcntl(fd, F_DUPFD, 100);
+    if (pass[1] >= 0) {
+      close(pass[0]);
+      fd = aipc_recv_fd(pass[1]);
+    }
+    int conn = fd >= 0 ? fcntl(fd, F_DUPFD, 100) : -1;
     int kept = keep >= 0 ? fcntl(keep, F_DUPFD, 101) : -1;
     if (conn < 0 || dup2(conn, CLIENT_CONN_FD) < 0 ||
         (kept >= 0 && dup2(kept, CLIENT_KEPT_FD) < 0))
@@ -101,6 +113,13 @@ spawn(struct e2e *e, e2e_client_fn fn, int arg, int keep)
     close_range(kept >= 0 ? CLIENT_KEPT_FD + 1 : CLIENT_CONN_FD + 1, ~0U, 0);
     execv(exe, argv);
     _exit(127);
+  }
+  if (pass[0] >= 0) {
+    close(pass[1]);
+    fd = audioipc_server_new_client_for_pid(e->server, pid, 0);
+    CHECK(fd >= 0);
+    CHECK_INT(aipc_send_fd(pass[0], fd), ==, 0);
+    close(pass[0]);
   }
   close(fd);
   return pid;

@@ -21,6 +21,10 @@
 struct e2e {
   void *server;
   bool clients_outlive_server; /* else clients die with their parent */
+  /* Connect clients with audioipc_server_new_client_for_pid, as an
+   * embedder that knows its children does (the connection is made after
+   * the fork and handed over with SCM_RIGHTS). */
+  bool trusted_pids;
   char dir[64];
   char wav[128];
 };

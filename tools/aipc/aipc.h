@@ -12,6 +12,8 @@
 #ifndef AIPC_TOOL_H
 #define AIPC_TOOL_H
 
+#include "fdpass.h"
+
 #include <audioipc/server.h>
 #include <cubeb/cubeb.h>
 #include <pthread.h>
@@ -141,14 +143,6 @@ void aipc_backend_describe(const struct aipc_backend *b, char *buf,
 pid_t aipc_spawn_client(const char *cmd, void *server, char *const argv[],
                         int *stdout_fd);
 
-/* Sends one byte and `fd` (borrowed; none if negative) over the socket
- * `sock` with SCM_RIGHTS. Returns 0 or -errno. */
-int aipc_send_fd(int sock, int fd);
-/* Receives one fd sent with aipc_send_fd. Returns it, or -EPIPE if the
- * peer closed, -ENOMSG if the message carried none, -EMSGSIZE if it
- * carried more than one (all closed), or another -errno. Async-signal-safe
- * (used between fork and exec). */
-int aipc_recv_fd(int sock);
 
 /* --- connect.c ------------------------------------------------------------ */
 

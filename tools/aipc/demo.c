@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ struct demo_player {
   uint64_t total, played;
   uint64_t input_frames;
   float input_peak;
+  int policy; /* of the callback thread; -1 until the first callback */
 };
 
 /* Audio thread: arithmetic only. */
@@ -135,6 +137,8 @@ demo_data_cb(cubeb_stream *stream, void *user, const void *input, void *output,
 {
   (void)stream;
   struct demo_player *p = user;
+  if (p->policy < 0)
+    p->policy = sched_getscheduler(0);
   if (input) {
     const float *in = input;
     for (long i = 0; i < nframes; i++) {
@@ -314,7 +318,7 @@ demo_client_run(int argc, char **argv)
             index, r);
     return CLIENT_EXIT_CONTEXT;
   }
-  struct demo_player p = {.played = 0};
+  struct demo_player p = {.policy = -1};
   r = aipc_waiter_init(&p.waiter);
   if (r < 0) {
     fprintf(stderr, "aipc demo client %u: cannot make a condition: %s\n", index,
@@ -326,10 +330,11 @@ demo_client_run(int argc, char **argv)
   cubeb_destroy(ctx);
 
   /* The report the parent reads from our stdout. */
-  printf("played=%llu expected=%llu drained=%d input=%llu peak=%.4f\n",
+  printf("played=%llu expected=%llu drained=%d input=%llu peak=%.4f "
+         "policy=%d\n",
          (unsigned long long)p.played, (unsigned long long)p.total,
          p.waiter.drained, (unsigned long long)p.input_frames,
-         (double)p.input_peak);
+         (double)p.input_peak, p.policy);
   aipc_waiter_destroy(&p.waiter);
   return status;
 }
@@ -616,6 +621,22 @@ print_table(const struct demo *d)
 }
 
 /* Prints how each client ended; returns the number that failed. */
+/* The callback thread's scheduling, as the client saw it. It cannot
+ * change any itself (the sandbox says EPERM), so real-time priority came
+ * through the server: directly, or from RTKit (which grants SCHED_RR). */
+static const char *
+policy_name(int policy)
+{
+  switch (policy & ~SCHED_RESET_ON_FORK) {
+  case SCHED_FIFO:
+    return "real-time callbacks (SCHED_FIFO, granted by the server)";
+  case SCHED_RR:
+    return "real-time callbacks (SCHED_RR, granted by RTKit for the server)";
+  default:
+    return "callbacks at normal priority";
+  }
+}
+
 static unsigned
 print_outcomes(const struct demo *d)
 {
@@ -626,14 +647,17 @@ print_outcomes(const struct demo *d)
     unsigned long long played = 0, expected = 0, input = 0;
     int drained = 0;
     double peak = 0.0;
+    int policy = -1;
     bool reported = sscanf(c->report,
                            "played=%llu expected=%llu drained=%d input=%llu "
-                           "peak=%lf",
-                           &played, &expected, &drained, &input, &peak) == 5;
+                           "peak=%lf policy=%d",
+                           &played, &expected, &drained, &input, &peak,
+                           &policy) == 6;
     aipc_describe_status(c->status, status, sizeof(status));
     if (reported) {
-      int len = snprintf(detail, sizeof(detail), "; played %llu frames%s",
-                         played, drained ? ", saw DRAINED" : "");
+      int len = snprintf(detail, sizeof(detail), "; played %llu frames%s; %s",
+                         played, drained ? ", saw DRAINED" : "",
+                         policy_name(policy));
       if (c->duplex && len > 0 && (size_t)len < sizeof(detail))
         snprintf(detail + len, sizeof(detail) - (size_t)len,
                  "; received %llu input frames (peak %.3f)", input, peak);

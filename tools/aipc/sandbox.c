@@ -4,6 +4,9 @@
  * everything the audioipc client needs (threads, futexes, mmap of fds it
  * was sent, sendmsg/recvmsg on its connection) but kills it the moment
  * it tries to reach anything new: a file, a socket, a memfd, a program.
+ * Like a browser's content process, it may not change any thread's
+ * scheduling either (EPERM), so its callback threads get real-time
+ * priority only through the server.
  *
  * Sanitizers (ASan, UBSan, LSan), decided after trying each case:
  *  - LeakSanitizer's exit-time check runs a tracer that lists
@@ -51,6 +54,28 @@ static const char *const forbidden[] = {
     "socketpair", "connect", "memfd_create", "execve", "execveat",
 };
 
+/* Refused with EPERM rather than fatal: libraries try these and cope. */
+static const char *const refused[] = {
+    "sched_setscheduler",
+    "sched_setattr",
+    "sched_setparam",
+};
+
+static int
+add_rules(scmp_filter_ctx filter, const char *const *names, size_t count,
+          uint32_t action)
+{
+  for (size_t i = 0; i < count; i++) {
+    int nr = seccomp_syscall_resolve_name(names[i]);
+    if (nr == __NR_SCMP_ERROR)
+      return -ENOSYS;
+    int r = seccomp_rule_add(filter, action, nr, 0);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
 int
 aipc_sandbox_enter(void)
 {
@@ -69,14 +94,12 @@ aipc_sandbox_enter(void)
   /* Every thread, should a library have started one already. */
   if (r == 0)
     r = seccomp_attr_set(filter, SCMP_FLTATR_CTL_TSYNC, 1);
-  for (size_t i = 0; r == 0 && i < sizeof(forbidden) / sizeof(forbidden[0]);
-       i++) {
-    int nr = seccomp_syscall_resolve_name(forbidden[i]);
-    if (nr == __NR_SCMP_ERROR)
-      r = -ENOSYS;
-    else
-      r = seccomp_rule_add(filter, SCMP_ACT_KILL_PROCESS, nr, 0);
-  }
+  if (r == 0)
+    r = add_rules(filter, forbidden, sizeof(forbidden) / sizeof(forbidden[0]),
+                  SCMP_ACT_KILL_PROCESS);
+  if (r == 0)
+    r = add_rules(filter, refused, sizeof(refused) / sizeof(refused[0]),
+                  SCMP_ACT_ERRNO(EPERM));
   if (r == 0)
     r = seccomp_load(filter);
   seccomp_release(filter);
