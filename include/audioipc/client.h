@@ -28,7 +28,13 @@ typedef struct {
   /* The fd from audioipc_server_new_client. Taken: the library closes it,
    * also when initialisation fails. */
   int server_connection;
-  /* Upper bound on callback threads; 0: one per stream. */
+  /* Callback threads. 0: one per stream. N: at most N, made as streams
+   * need them and kept until the context is destroyed; streams spread
+   * over them, each thread serving up to 64 streams one callback after
+   * another (stream_init fails beyond N x 64). A client with many streams
+   * then costs one wake-up per thread per period instead of one per
+   * stream; a slow callback delays the other streams of its thread.
+   * Needs Linux 5.16 (futex_waitv); on older kernels 0 is used. */
   size_t pool_size;
   /* Stack size of each thread the library starts; 0: the default. */
   size_t stack_size;

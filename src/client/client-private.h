@@ -22,7 +22,13 @@ struct cubeb {
   struct aipc_rpc_client *rpc;
   char *backend_id;
   struct aipc_thread_hooks hooks;
-  size_t pool_size;
+  size_t pool_size; /* 0: a callback thread per stream */
+
+  /* Callback threads (callback.c). */
+  pthread_mutex_t pool_lock; /* guards these and each thread's streams */
+  struct aipc_cb_thread *pool;
+  size_t pool_threads;
+  unsigned threads_made; /* for their names */
 
   /* Changed on the loop thread only, so events can walk it unlocked;
    * `lock` lets other threads read it. */
@@ -50,9 +56,10 @@ struct cubeb_stream {
   uint32_t frames_max;
   uint32_t out_frame_bytes;
 
-  pthread_t thread;
-  struct aipc_wake tid; /* the callback thread's id, once it runs */
-  atomic_bool quit;
+  struct aipc_cb_thread *cb; /* the thread that serves it */
+  unsigned cb_slot;          /* its place there */
+  bool cb_pooled;
+  uint32_t last_request;     /* the thread's: the last request answered */
   atomic_bool running;       /* the user's data callback may run */
   struct aipc_wake in_user;  /* 1 while the data callback runs */
   bool error_reported;       /* loop thread only */
@@ -66,6 +73,20 @@ void aipc_client_set_in_callback(bool inside);
 /* Calls the server; returns a negative errno (already logged if odd). */
 int aipc_client_call(cubeb *ctx, uint16_t opcode, const void *request,
                      void *reply, struct aipc_msg **reply_msg);
+
+/* callback.c: most streams a callback thread serves. */
+#define AIPC_CB_STREAMS 64
+
+struct aipc_cb_thread;
+/* Gives `s` (mapped, not yet started) a callback thread: its own, or
+ * with pool_size one of the context's; a new thread gets real-time
+ * priority. Returns 0 or -errno. */
+int aipc_callbacks_attach(cubeb *ctx, cubeb_stream *s);
+/* Takes `s` off its thread; returns once the thread no longer touches
+ * it. The server must have stopped asking (STREAM_DESTROY answered). */
+void aipc_callbacks_detach(cubeb *ctx, cubeb_stream *s);
+/* Ends the pool's threads, once no stream is left. */
+void aipc_callbacks_shutdown(cubeb *ctx);
 
 /* stream.c */
 int aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,

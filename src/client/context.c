@@ -252,8 +252,10 @@ destroy(cubeb *ctx)
 {
   while (ctx->streams)
     aipc_client_stream_destroy(ctx->streams);
+  aipc_callbacks_shutdown(ctx);
   aipc_rpc_client_destroy(ctx->rpc);
   aipc_loop_destroy(ctx->loop);
+  pthread_mutex_destroy(&ctx->pool_lock);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx->backend_id);
   free(ctx);
@@ -287,6 +289,7 @@ audioipc_client_init(cubeb **context, const char *context_name,
                                  .create = params->thread_create_callback,
                                  .destroy = params->thread_destroy_callback};
   pthread_mutex_init(&ctx->lock, NULL);
+  pthread_mutex_init(&ctx->pool_lock, NULL);
 
   int r = aipc_loop_new("aipc-client", &ctx->hooks, &ctx->loop);
   if (r < 0) {
@@ -320,6 +323,7 @@ fail:
     aipc_warn("cannot set up the audio context: %s", strerror(-r));
   aipc_rpc_client_destroy(ctx->rpc);
   aipc_loop_destroy(ctx->loop);
+  pthread_mutex_destroy(&ctx->pool_lock);
   pthread_mutex_destroy(&ctx->lock);
   free(ctx);
   return CUBEB_ERROR;

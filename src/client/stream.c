@@ -26,106 +26,6 @@ frame_bytes(const cubeb_stream_params *p)
   return (s16 ? 2u : 4u) * p->channels;
 }
 
-/*
- * The callback thread. Real-time path: between waits it touches only the
- * shared memory and the user's callback; no lock, no allocation, no
- * syscall but the futex.
- */
-static void
-callback_thread(void *data)
-{
-  cubeb_stream *s = data;
-  struct aipc_stream_ctl *ctl = s->ctl;
-  aipc_client_set_in_callback(true); /* for the thread's whole life */
-  /* Tells stream_init who we are, so it can get us promoted. */
-  aipc_wake_publish(&s->tid, (uint32_t)gettid());
-  /* The region is new and the server's first request is 1; reading the
-   * word here instead would race with that request. */
-  uint32_t last = 0;
-
-  aipc_rt_enter();
-  for (;;) {
-    uint32_t seq = aipc_wake_load(&ctl->request);
-    if (atomic_load(&s->quit))
-      break;
-    if (seq == last) {
-      aipc_wake_wait(&ctl->request, seq, -1);
-      continue;
-    }
-    last = seq;
-    uint32_t frames = atomic_load_explicit(&ctl->frames, memory_order_relaxed);
-    if (frames > s->frames_max)
-      frames = s->frames_max;
-
-    long got;
-    atomic_store(&s->in_user.value, 1);
-    if (atomic_load(&s->running)) {
-      aipc_rt_leave();
-      got = s->data_cb(s, s->user_ptr, s->input_area, s->output_area, frames);
-      aipc_rt_enter();
-    } else {
-      /* Stopped: answer with silence, never call the user. */
-      if (s->output_area)
-        memset(s->output_area, 0, (size_t)frames * s->out_frame_bytes);
-      got = frames;
-    }
-    aipc_wake_publish(&s->in_user, 0);
-
-    if (got > (long)frames)
-      got = -1; /* a broken callback is an error, not an overrun */
-    atomic_store_explicit(&ctl->result, (int32_t)(got < 0 ? -1 : got),
-                          memory_order_release);
-    aipc_wake_publish(&ctl->response, seq);
-  }
-  aipc_rt_leave();
-}
-
-/* What a process must allow for RTKit to promote one of its threads:
- * real-time threads that never block for this long get SIGXCPU, then
- * SIGKILL (RTKit's default, and what it checks for). */
-#define RTTIME_MAX_US 200000
-
-/*
- * Real-time priority for a stream's callback thread: directly where our
- * limits allow, otherwise through the server, which holds the rights a
- * sandboxed process lacks (it can reach neither the scheduler nor RTKit).
- * Never fatal: the first failure in the process is logged.
- */
-static void
-promote_callback_thread(cubeb_stream *s, pid_t tid)
-{
-  static atomic_bool warned;
-  int priority = aipc_rt_priority();
-  if (priority == 0)
-    return;
-  int direct = aipc_thread_set_realtime(tid, priority);
-  if (direct == 0)
-    return;
-  struct rlimit rttime;
-  if (getrlimit(RLIMIT_RTTIME, &rttime) == 0 &&
-      rttime.rlim_max > RTTIME_MAX_US) {
-    rttime.rlim_cur = rttime.rlim_max = RTTIME_MAX_US;
-    setrlimit(RLIMIT_RTTIME, &rttime);
-  }
-  struct aipc_promote_thread q = {.tid = (uint32_t)tid};
-  struct aipc_empty reply;
-  int r =
-      aipc_client_call(s->context, AIPC_OP_PROMOTE_THREAD, &q, &reply, NULL);
-  if (r < 0 && !atomic_exchange(&warned, true))
-    aipc_warn("no real-time priority for audio callbacks (by ourselves: %s; "
-              "through the server: %s)",
-              strerror(-direct), strerror(-r));
-}
-
-/* Ends the callback thread, which waits on the request word. */
-static void
-stop_callback_thread(cubeb_stream *s)
-{
-  atomic_store(&s->quit, true);
-  aipc_wake_publish(&s->ctl->request, aipc_wake_load(&s->ctl->request) + 1);
-  pthread_join(s->thread, NULL);
-}
-
 /* Loop thread. */
 static void
 add_stream(void *data)
@@ -193,14 +93,6 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
     return CUBEB_ERROR;
   if (!input && !output)
     return CUBEB_ERROR_INVALID_PARAMETER;
-  pthread_mutex_lock(&ctx->lock);
-  bool full = ctx->pool_size && ctx->nstreams >= ctx->pool_size;
-  pthread_mutex_unlock(&ctx->lock);
-  if (full) {
-    aipc_warn("pool_size allows %zu callback threads; all in use",
-              ctx->pool_size);
-    return CUBEB_ERROR;
-  }
 
   struct aipc_stream_init q = {
       .name = name,
@@ -243,18 +135,9 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
   r = map_stream(s, msg, &reply, frame_bytes(input), frame_bytes(output));
   aipc_msg_free(msg);
   if (r == 0) {
-    char thread_name[16];
-    snprintf(thread_name, sizeof(thread_name), "aipc-cb-%u", s->id);
-    r = aipc_thread_start(&s->thread, thread_name, &ctx->hooks, callback_thread,
-                          s);
+    r = aipc_callbacks_attach(ctx, s);
     if (r < 0)
       aipc_shm_release(&s->shm);
-  }
-  if (r == 0) {
-    uint32_t tid;
-    while ((tid = aipc_wake_load(&s->tid)) == 0)
-      aipc_wake_wait(&s->tid, 0, -1);
-    promote_callback_thread(s, (pid_t)tid);
   }
   if (r == 0) {
     /* The caller's pointer is set before the loop can report on the
@@ -263,7 +146,7 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
     r = aipc_loop_invoke(ctx->loop, add_stream, s);
     if (r < 0) {
       *stream = NULL;
-      stop_callback_thread(s);
+      aipc_callbacks_detach(ctx, s);
       aipc_shm_release(&s->shm);
     }
   }
@@ -294,7 +177,7 @@ aipc_client_stream_destroy(cubeb_stream *s)
    * server is gone, none comes either. */
   aipc_client_call(ctx, AIPC_OP_STREAM_DESTROY, &q, &reply, NULL);
   aipc_loop_invoke(ctx->loop, remove_stream, s);
-  stop_callback_thread(s);
+  aipc_callbacks_detach(ctx, s);
   aipc_shm_release(&s->shm);
   free(s);
 }

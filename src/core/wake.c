@@ -6,7 +6,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static void
@@ -57,5 +60,32 @@ aipc_wake_wait(struct aipc_wake *w, uint32_t old, int64_t deadline_ns)
     }
   }
   atomic_fetch_sub(&w->waiters, 1);
+  return r;
+}
+
+int
+aipc_wake_wait_any(struct aipc_wake *const *words, const uint32_t *old,
+                   unsigned n)
+{
+  if (n == 0 || n > AIPC_WAKE_ANY_MAX)
+    return -EINVAL;
+  struct futex_waitv waiters[AIPC_WAKE_ANY_MAX];
+  for (unsigned i = 0; i < n; i++)
+    atomic_fetch_add(&words[i]->waiters, 1);
+  /* After counting ourselves in, as in aipc_wake_wait: a publisher that
+   * missed our count stored before we load here. */
+  bool changed = false;
+  for (unsigned i = 0; i < n; i++) {
+    changed |= atomic_load(&words[i]->value) != old[i];
+    waiters[i] = (struct futex_waitv){
+        .val = old[i], .uaddr = (uintptr_t)&words[i]->value, .flags = FUTEX_32};
+  }
+  int r = 0;
+  if (!changed &&
+      syscall(SYS_futex_waitv, waiters, n, 0, NULL, CLOCK_MONOTONIC) < 0 &&
+      errno == ENOSYS)
+    r = -ENOSYS;
+  for (unsigned i = 0; i < n; i++)
+    atomic_fetch_sub(&words[i]->waiters, 1);
   return r;
 }

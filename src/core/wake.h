@@ -46,4 +46,15 @@ uint32_t aipc_wake_sub(struct aipc_wake *w, uint32_t delta);
  */
 int aipc_wake_wait(struct aipc_wake *w, uint32_t old, int64_t deadline_ns);
 
+/* Words aipc_wake_wait_any takes at most (the kernel's futex_waitv). */
+#define AIPC_WAKE_ANY_MAX 128
+
+/*
+ * Waits while every words[i] holds old[i] (n at most AIPC_WAKE_ANY_MAX),
+ * with no deadline. Returns 0 once one differs (or spuriously: callers
+ * re-check), or -ENOSYS on kernels before 5.16, which lack futex_waitv.
+ */
+int aipc_wake_wait_any(struct aipc_wake *const *words, const uint32_t *old,
+                       unsigned n);
+
 #endif

@@ -17,6 +17,7 @@ e2e_start(struct e2e *e, const char *backend)
 {
   e->clients_outlive_server = false;
   e->trusted_pids = false;
+  e->pool_size = 0;
   snprintf(e->dir, sizeof(e->dir), "/tmp/aipc-e2e-XXXXXX");
   CHECK(mkdtemp(e->dir) != NULL);
   snprintf(e->wav, sizeof(e->wav), "%s/mix.wav", e->dir);
@@ -85,12 +86,14 @@ spawn(struct e2e *e, e2e_client_fn fn, int arg, int keep)
   else
     fd = audioipc_server_new_client(e->server, 0);
   CHECK(fd >= 0 || pass[0] >= 0);
-  char exe[4096], arg_text[16];
+  char exe[4096], arg_text[16], pool_text[16];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   CHECK(n > 0);
   exe[n] = '\0';
   snprintf(arg_text, sizeof(arg_text), "%d", keep >= 0 ? CLIENT_KEPT_FD : arg);
-  char *argv[] = {exe, "--e2e-client", (char *)client->name, arg_text, NULL};
+  snprintf(pool_text, sizeof(pool_text), "%u", e->pool_size);
+  char *argv[] = {exe,      "--e2e-client", (char *)client->name,
+                  arg_text, pool_text,      NULL};
 
   fflush(NULL);
   pid_t pid = fork();
@@ -141,13 +144,14 @@ e2e_spawn_keeping(struct e2e *e, e2e_client_fn fn, int fd)
 int
 test_child_main(int argc, char **argv)
 {
-  if (argc != 4 || strcmp(argv[1], "--e2e-client") != 0)
+  if (argc != 5 || strcmp(argv[1], "--e2e-client") != 0)
     return -1;
   for (const struct e2e_client *c = __start_aipc_e2e_clients;
        c < __stop_aipc_e2e_clients; c++) {
     if (strcmp(c->name, argv[2]) != 0)
       continue;
-    AudioIpcInitParams params = {.server_connection = CLIENT_CONN_FD};
+    AudioIpcInitParams params = {.server_connection = CLIENT_CONN_FD,
+                                 .pool_size = strtoul(argv[4], NULL, 10)};
     cubeb *ctx = NULL;
     CHECK_INT(audioipc_client_init(&ctx, "e2e-client", &params), ==, CUBEB_OK);
     c->fn(ctx, atoi(argv[3]));

@@ -25,6 +25,8 @@ struct e2e {
    * embedder that knows its children does (the connection is made after
    * the fork and handed over with SCM_RIGHTS). */
   bool trusted_pids;
+  /* AudioIpcInitParams.pool_size of the clients spawned from now on. */
+  unsigned pool_size;
   char dir[64];
   char wav[128];
 };

@@ -120,10 +120,12 @@ E2E_CLIENT(play_known_sequence)
   cubeb_stream_destroy(p.stream);
 }
 
-TEST(e2e_output_reaches_the_wav_bit_exact)
+static void
+check_known_sequence(unsigned pool_size)
 {
   struct e2e e;
   e2e_start(&e, FAST);
+  e.pool_size = pool_size;
   test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
 
   /* The server's own account of the stream agrees. */
@@ -154,6 +156,16 @@ TEST(e2e_output_reaches_the_wav_bit_exact)
   CHECK_INT(wrong, ==, 0);
   aipc_wav_data_clear(&wav);
   e2e_finish(&e);
+}
+
+TEST(e2e_output_reaches_the_wav_bit_exact)
+{
+  check_known_sequence(0);
+}
+
+TEST(e2e_pooled_output_reaches_the_wav_bit_exact)
+{
+  check_known_sequence(1);
 }
 
 /* --- Duplex: the virtual input reaches the callback unchanged ------------- */
@@ -457,12 +469,24 @@ E2E_CLIENT(check_semantics)
   cubeb_stream_destroy(s.stream);
 }
 
-TEST(e2e_callbacks_get_the_stream_and_stop_means_stop)
+static void
+run_semantics(unsigned pool_size)
 {
   struct e2e e;
   e2e_start(&e, FAST);
+  e.pool_size = pool_size;
   test_wait_ok(e2e_spawn(&e, check_semantics, 0));
   e2e_finish(&e);
+}
+
+TEST(e2e_callbacks_get_the_stream_and_stop_means_stop)
+{
+  run_semantics(0);
+}
+
+TEST(e2e_pooled_callbacks_get_the_stream_and_stop_means_stop)
+{
+  run_semantics(1);
 }
 
 /* --- The server dies ------------------------------------------------------ */
@@ -600,16 +624,28 @@ E2E_CLIENT(four_streams_three_rounds)
   CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
 }
 
-TEST(e2e_eight_clients_four_streams_each)
+static void
+eight_clients(unsigned pool_size)
 {
   struct e2e e;
   e2e_start(&e, FAST);
+  e.pool_size = pool_size;
   pid_t pids[8];
   for (int i = 0; i < 8; i++)
     pids[i] = e2e_spawn(&e, four_streams_three_rounds, 0);
   for (int i = 0; i < 8; i++)
     test_wait_ok(pids[i]);
   e2e_finish(&e);
+}
+
+TEST(e2e_eight_clients_four_streams_each)
+{
+  eight_clients(0);
+}
+
+TEST(e2e_eight_pooled_clients_four_streams_each)
+{
+  eight_clients(1);
 }
 
 /* --- More of the data path ------------------------------------------------ */
@@ -788,11 +824,10 @@ TEST(e2e_shared_context_serves_several_clients)
  * ASan (CI) this doubles as a leak check of both sides. */
 E2E_CLIENT(stream_cycles)
 {
-  (void)arg;
   struct survivor s = {.callbacks = 0};
   watch_init(&s.watch);
   cubeb_stream_params out = E2E_STEREO_OUT;
-  for (int i = 0; i < SOAK_CYCLES; i++) {
+  for (int i = 0; i < arg; i++) {
     cubeb_stream *stm;
     CHECK_INT(cubeb_stream_init(ctx, &stm, "cycle", NULL, NULL, NULL, &out, 128,
                                 count_cb, survivor_state, &s),
@@ -807,12 +842,14 @@ E2E_CLIENT(stream_cycles)
   CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
 }
 
-TEST_TIMEOUT(e2e_ten_thousand_stream_cycles, 600)
+static void
+soak(unsigned pool_size, int cycles)
 {
   struct e2e e;
   e2e_start(&e, "virtual:clock=fast,out=/dev/null");
+  e.pool_size = pool_size;
   int fds = test_count_fds();
-  test_wait_ok(e2e_spawn(&e, stream_cycles, 0));
+  test_wait_ok(e2e_spawn(&e, stream_cycles, cycles));
   /* The server lets go of every stream's memory and fd (the client's
    * teardown runs after its hang-up, so wait for it). */
   AudioIpcStreamStats stats[1];
@@ -820,5 +857,124 @@ TEST_TIMEOUT(e2e_ten_thousand_stream_cycles, 600)
   CHECK_INT(stats[0].active, ==, 0);
   while (test_count_fds() != fds)
     usleep(1000);
+  e2e_finish(&e);
+}
+
+TEST_TIMEOUT(e2e_ten_thousand_stream_cycles, 600)
+{
+  soak(0, SOAK_CYCLES);
+}
+
+/* Pooled, the thread stays and streams come and go on it. */
+TEST_TIMEOUT(e2e_pooled_stream_cycles, 600)
+{
+  soak(1, SOAK_CYCLES / 4);
+}
+
+/* --- A pool of callback threads ------------------------------------------- */
+
+struct pooled {
+  cubeb_stream *stm;
+  atomic_int callbacks;
+  atomic_int tid;
+  atomic_int wrong_stream;
+};
+
+static long
+pooled_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)in;
+  struct pooled *p = user;
+  if (stm != p->stm)
+    atomic_fetch_add(&p->wrong_stream, 1);
+  atomic_store(&p->tid, (int)gettid());
+  memset(out, 0, (size_t)n * 2 * sizeof(float));
+  atomic_fetch_add(&p->callbacks, 1);
+  return n;
+}
+
+static void
+pooled_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm, (void)user;
+  CHECK(state != CUBEB_STATE_ERROR);
+}
+
+static void
+pooled_start(cubeb *ctx, struct pooled *p)
+{
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  CHECK_INT(cubeb_stream_init(ctx, &p->stm, "pooled", NULL, NULL, NULL, &out,
+                              128, pooled_cb, pooled_state, p),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(p->stm), ==, CUBEB_OK);
+}
+
+/* Until `p` has had `more` callbacks beyond now. */
+static void
+pooled_wait(struct pooled *p, int more)
+{
+  int until = atomic_load(&p->callbacks) + more;
+  while (atomic_load(&p->callbacks) < until)
+    usleep(200);
+}
+
+/* With pool_size 2: six streams run on two threads; one stops or goes
+ * while the others play on; a new one joins. */
+E2E_CLIENT(pooled_streams)
+{
+  (void)arg;
+  enum { N = 6 };
+  static struct pooled p[N + 1];
+  for (int i = 0; i < N; i++)
+    pooled_start(ctx, &p[i]);
+  for (int i = 0; i < N; i++)
+    pooled_wait(&p[i], 20);
+
+  int tids[2] = {atomic_load(&p[0].tid), 0};
+  for (int i = 1; i < N; i++) {
+    int t = atomic_load(&p[i].tid);
+    if (t != tids[0]) {
+      CHECK(tids[1] == 0 || tids[1] == t); /* no third thread */
+      tids[1] = t;
+    }
+  }
+  CHECK(tids[1] != 0); /* spread over both */
+
+  CHECK_INT(cubeb_stream_stop(p[0].stm), ==, CUBEB_OK);
+  int at_stop = atomic_load(&p[0].callbacks);
+  for (int i = 1; i < N; i++)
+    pooled_wait(&p[i], 20);
+  CHECK_INT(atomic_load(&p[0].callbacks), ==, at_stop);
+
+  cubeb_stream_destroy(p[1].stm);
+  for (int i = 2; i < N; i++)
+    pooled_wait(&p[i], 20);
+
+  pooled_start(ctx, &p[N]);
+  pooled_wait(&p[N], 20);
+  int t = atomic_load(&p[N].tid);
+  CHECK(t == tids[0] || t == tids[1]);
+
+  cubeb_stream_destroy(p[0].stm);
+  for (int i = 2; i <= N; i++) {
+    CHECK_INT(cubeb_stream_stop(p[i].stm), ==, CUBEB_OK);
+    cubeb_stream_destroy(p[i].stm);
+  }
+  for (int i = 0; i <= N; i++)
+    CHECK_INT(atomic_load(&p[i].wrong_stream), ==, 0);
+}
+
+TEST(e2e_pooled_streams_share_threads_and_stop_alone)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  e.pool_size = 2;
+  test_wait_ok(e2e_spawn(&e, pooled_streams, 0));
+  AudioIpcStreamStats stats[8];
+  int n = audioipc_server_get_stream_stats(e.server, stats, 8);
+  CHECK_INT(n, ==, 7);
+  for (int i = 0; i < n; i++)
+    CHECK_INT(stats[i].misses, ==, 0);
   e2e_finish(&e);
 }

@@ -72,8 +72,9 @@ data_cb(cubeb_stream *stm, void *user, const void *input, void *output,
     atomic_store(&s->first_ns, now);
     aipc_wake_publish(&s->first, 1);
     int expected = -1;
-    atomic_compare_exchange_strong(&c->fifo, &expected,
-                                   sched_getscheduler(0) == SCHED_FIFO);
+    atomic_compare_exchange_strong(
+        &c->fifo, &expected,
+        (sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) == SCHED_FIFO);
   }
   if (n == c->warm)
     atomic_store(&s->warm_ns, now);
@@ -537,9 +538,17 @@ run_peer(const char *mode, int argc, char **argv)
 
 /* --- Entry ---------------------------------------------------------------- */
 
+/* MODE ARGS...; a leading "pool=N" sets the context's pool_size. */
 static int
 run_client(const char *mode, int argc, char **argv)
 {
+  size_t pool_size = 0;
+  if (strncmp(mode, "pool=", 5) == 0 && argc > 0) {
+    pool_size = strtoul(mode + 5, NULL, 10);
+    mode = argv[0];
+    argc--;
+    argv++;
+  }
   static const struct {
     const char *name;
     int args;
@@ -560,7 +569,8 @@ run_client(const char *mode, int argc, char **argv)
   if (!c)
     return -1;
   atomic_init(&c->fifo, -1);
-  AudioIpcInitParams params = {.server_connection = AIPC_CHILD_CONN_FD};
+  AudioIpcInitParams params = {.server_connection = AIPC_CHILD_CONN_FD,
+                               .pool_size = pool_size};
   int r = audioipc_client_init(&c->ctx, "aipc-bench", &params);
   if (r != CUBEB_OK) {
     fprintf(stderr, "aipc bench client: audioipc_client_init: cubeb error %d\n",
