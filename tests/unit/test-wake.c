@@ -152,3 +152,57 @@ TEST(wake_wait_is_bounded_against_a_scribbling_peer)
   test_wait_ok(pid);
   aipc_shm_release(&shm);
 }
+
+/* The words of wait_any: many, in shared memory, each published by
+ * another process in turn. */
+struct many {
+  struct aipc_wake words[AIPC_WAKE_ANY_MAX];
+  struct aipc_wake done;
+};
+
+static void
+publish_each_in_turn(void *arg)
+{
+  struct many *m = arg;
+  for (unsigned i = 0; i < AIPC_WAKE_ANY_MAX; i++) {
+    /* Until the waiter sleeps on every word again. */
+    while (atomic_load(&m->words[i].waiters) == 0)
+      usleep(50);
+    aipc_wake_publish(&m->words[i], 1);
+    uint32_t v;
+    while ((v = aipc_wake_load(&m->done)) != i + 1)
+      aipc_wake_wait(&m->done, v, -1);
+  }
+}
+
+TEST(wake_wait_any_wakes_on_whichever_word_changes)
+{
+  struct aipc_shm shm;
+  CHECK_INT(aipc_shm_create("many", 8192, &shm), ==, 0);
+  struct many *m = shm.base;
+  struct aipc_wake *words[AIPC_WAKE_ANY_MAX];
+  uint32_t old[AIPC_WAKE_ANY_MAX] = {0};
+  for (unsigned i = 0; i < AIPC_WAKE_ANY_MAX; i++)
+    words[i] = &m->words[i];
+
+  /* One already differs: no sleep, and no waiter left counted. */
+  atomic_store(&m->words[5].value, 7);
+  CHECK_INT(aipc_wake_wait_any(words, old, AIPC_WAKE_ANY_MAX), ==, 0);
+  atomic_store(&m->words[5].value, 0);
+  CHECK_INT(aipc_wake_wait_any(words, old, 0), ==, -EINVAL);
+  CHECK_INT(aipc_wake_wait_any(words, old, AIPC_WAKE_ANY_MAX + 1), ==, -EINVAL);
+
+  pid_t pid = test_fork(publish_each_in_turn, m);
+  for (unsigned i = 0; i < AIPC_WAKE_ANY_MAX; i++) {
+    while (aipc_wake_load(&m->words[i]) == 0)
+      CHECK_INT(aipc_wake_wait_any(words, old, AIPC_WAKE_ANY_MAX), ==, 0);
+    for (unsigned j = i + 1; j < AIPC_WAKE_ANY_MAX; j++)
+      CHECK_INT(aipc_wake_load(&m->words[j]), ==, 0);
+    old[i] = 1;
+    aipc_wake_publish(&m->done, i + 1);
+  }
+  test_wait_ok(pid);
+  for (unsigned i = 0; i < AIPC_WAKE_ANY_MAX; i++)
+    CHECK_INT(atomic_load(&m->words[i].waiters), ==, 0);
+  aipc_shm_release(&shm);
+}
