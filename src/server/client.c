@@ -55,10 +55,42 @@ struct aipc_client {
   uint32_t nrt_threads;
 };
 
-void
-aipc_client_send_event(struct aipc_client *c, uint16_t opcode, const void *body)
+unsigned
+aipc_client_number(const struct aipc_client *c)
 {
-  aipc_session_send_event(c->session, opcode, body, NULL, 0);
+  return c->number;
+}
+
+void
+aipc_client_raise_event(struct aipc_client *c, uint16_t opcode, uint32_t a,
+                        uint32_t b)
+{
+  aipc_event_queue_push(aipc_server_events(c->server), c->number, opcode, a, b);
+}
+
+void
+aipc_client_deliver_event(struct aipc_client *c, uint16_t opcode, uint32_t a,
+                          uint32_t b)
+{
+  union {
+    struct aipc_stream_state_event state;
+    struct aipc_stream_ref ref;
+    struct aipc_collection_changed_event collection;
+  } body;
+  switch (opcode) {
+  case AIPC_OP_STREAM_STATE_EVENT:
+    body.state = (struct aipc_stream_state_event){.stream = a, .state = b};
+    break;
+  case AIPC_OP_STREAM_DEVICE_CHANGED_EVENT:
+    body.ref = (struct aipc_stream_ref){.stream = a};
+    break;
+  case AIPC_OP_COLLECTION_CHANGED_EVENT:
+    body.collection = (struct aipc_collection_changed_event){.type = a};
+    break;
+  default:
+    return;
+  }
+  aipc_session_send_event(c->session, opcode, &body, NULL, 0);
 }
 
 /* --- Validation ---------------------------------------------------------- */
@@ -213,9 +245,9 @@ collection_changed(cubeb *ctx, void *user)
   (void)ctx;
   struct aipc_client *c = user;
   /* cubeb does not say which direction changed. */
-  struct aipc_collection_changed_event ev = {.type = CUBEB_DEVICE_TYPE_INPUT |
-                                                     CUBEB_DEVICE_TYPE_OUTPUT};
-  aipc_client_send_event(c, AIPC_OP_COLLECTION_CHANGED_EVENT, &ev);
+  aipc_client_raise_event(c, AIPC_OP_COLLECTION_CHANGED_EVENT,
+                          CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
+                          0);
 }
 
 static int
@@ -542,8 +574,8 @@ handle_promote_thread(struct aipc_client *c, struct aipc_request *req)
   int r = aipc_promote_client_thread(aipc_server_rtkit(c->server), c->pid,
                                      c->pidfd, tid);
   if (r < 0) {
-    aipc_debug("client %u: no real-time priority for thread %d: %s",
-               c->number, (int)tid, strerror(-r));
+    aipc_debug("client %u: no real-time priority for thread %d: %s", c->number,
+               (int)tid, strerror(-r));
     return r;
   }
   c->rt_threads[c->nrt_threads++] = tid;

@@ -96,9 +96,28 @@ const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
 int64_t aipc_server_deadline_min(const struct aipc_server *server);
 struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
 struct aipc_rtkit *aipc_server_rtkit(struct aipc_server *server);
+struct aipc_event_queue *aipc_server_events(struct aipc_server *server);
+/* Loop thread: the client numbered `number`, or NULL if it has gone. */
+struct aipc_client *aipc_server_find_client(struct aipc_server *server,
+                                            unsigned number);
 /* Called by a client once it is fully torn down. */
 void aipc_server_client_gone(struct aipc_server *server,
                              struct aipc_client *client);
+
+/* --- events.c --------------------------------------------------------- */
+
+/* Client events raised on any thread and sent from the loop thread. */
+struct aipc_event_queue;
+/* Not from the loop thread. */
+int aipc_event_queue_new(struct aipc_server *server, struct aipc_loop *loop,
+                         struct aipc_event_queue **out);
+/* Not from the loop thread; nothing may push any more. */
+void aipc_event_queue_destroy(struct aipc_event_queue *queue);
+/* Queues event `opcode` (arguments as for aipc_client_deliver_event) for
+ * client number `client`. Any thread, real-time safe. False if the queue
+ * was full and the event was dropped (counted, and logged later). */
+bool aipc_event_queue_push(struct aipc_event_queue *queue, unsigned client,
+                           uint16_t opcode, uint32_t a, uint32_t b);
 
 /* --- promote.c -------------------------------------------------------- */
 
@@ -132,9 +151,17 @@ void aipc_client_handle(struct aipc_client *client, struct aipc_request *req);
 void aipc_client_teardown(struct aipc_client *client);
 /* Loop thread: ends the connection (server stop). */
 void aipc_client_disconnect(struct aipc_client *client);
-/* Sends an event to the client; any thread. */
-void aipc_client_send_event(struct aipc_client *client, uint16_t opcode,
-                            const void *body);
+/* Raises an event for the client: any thread, real-time safe; it is
+ * sent from the loop thread. STREAM_STATE_EVENT: stream `a`, state `b`;
+ * STREAM_DEVICE_CHANGED_EVENT: stream `a`; COLLECTION_CHANGED_EVENT:
+ * device types `a`. */
+void aipc_client_raise_event(struct aipc_client *client, uint16_t opcode,
+                             uint32_t a, uint32_t b);
+/* The client's number (AudioIpcStreamStats.client). Any thread. */
+unsigned aipc_client_number(const struct aipc_client *client);
+/* Loop thread: sends an event raised so. */
+void aipc_client_deliver_event(struct aipc_client *client, uint16_t opcode,
+                               uint32_t a, uint32_t b);
 
 /* --- stream.c ---------------------------------------------------------- */
 

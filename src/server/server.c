@@ -40,6 +40,7 @@ struct aipc_server {
   unsigned clients_made;
   struct aipc_stats_registry *stats;
   struct aipc_rtkit *rtkit;
+  struct aipc_event_queue *events;
   bool quit;
 };
 
@@ -404,6 +405,24 @@ aipc_server_rtkit(struct aipc_server *server)
   return server->rtkit;
 }
 
+struct aipc_event_queue *
+aipc_server_events(struct aipc_server *server)
+{
+  return server->events;
+}
+
+struct aipc_client *
+aipc_server_find_client(struct aipc_server *server, unsigned number)
+{
+  struct aipc_client *found = NULL;
+  pthread_mutex_lock(&server->lock);
+  for (size_t i = 0; i < server->nclients && !found; i++)
+    if (aipc_client_number(server->clients[i]) == number)
+      found = server->clients[i];
+  pthread_mutex_unlock(&server->lock);
+  return found;
+}
+
 int
 audioipc_server_get_stream_stats(void *handle, AudioIpcStreamStats *stats,
                                  size_t max)
@@ -493,10 +512,16 @@ audioipc_server_start(const char *context_name, const char *backend_name,
     server_free(server);
     return NULL;
   }
+  if (aipc_event_queue_new(server, server->loop, &server->events) < 0) {
+    aipc_loop_destroy(server->loop);
+    server_free(server);
+    return NULL;
+  }
   for (unsigned i = 0; i < WORKERS; i++) {
     if (aipc_thread_start(&server->workers[i], "aipc-worker", &server->hooks,
                           worker_main, server) < 0) {
       stop_workers(server, i);
+      aipc_event_queue_destroy(server->events);
       aipc_loop_destroy(server->loop);
       server_free(server);
       return NULL;
@@ -533,6 +558,7 @@ audioipc_server_stop(void *handle)
     pthread_cond_wait(&server->gone, &server->lock);
   pthread_mutex_unlock(&server->lock);
   stop_workers(server, WORKERS);
+  aipc_event_queue_destroy(server->events);
   aipc_loop_destroy(server->loop);
   server_free(server);
 }

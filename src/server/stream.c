@@ -237,8 +237,11 @@ state_callback(cubeb_stream *backend, void *user, cubeb_state state)
 {
   (void)backend;
   struct aipc_sstream *s = user;
-  struct aipc_stream_state_event ev = {.stream = s->id, .state = state};
-  aipc_client_send_event(s->client, AIPC_OP_STREAM_STATE_EVENT, &ev);
+  /* Often on the backend's audio thread: real-time safe (see events.c). */
+  aipc_rt_enter();
+  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
+                          (uint32_t)state);
+  aipc_rt_leave();
 }
 
 int
@@ -350,8 +353,8 @@ static void
 device_changed_callback(void *user)
 {
   struct aipc_sstream *s = user;
-  struct aipc_stream_ref ev = {.stream = s->id};
-  aipc_client_send_event(s->client, AIPC_OP_STREAM_DEVICE_CHANGED_EVENT, &ev);
+  aipc_client_raise_event(s->client, AIPC_OP_STREAM_DEVICE_CHANGED_EVENT, s->id,
+                          0);
 }
 
 int

@@ -2,8 +2,9 @@
 /*
  * Real-time safety: counts calls to malloc, calloc, realloc, free and
  * pthread_mutex_lock made inside the library's real-time sections (the
- * server's part of every audio callback, the client's callback thread
- * outside the user's callback) and fails on any. The counting functions
+ * server's part of every audio callback and of every state callback a
+ * backend makes, the client's callback thread outside the user's
+ * callback) and fails on any. The counting functions
  * interpose glibc's, in the server (this process) and in the client
  * processes (this program, re-executed).
  *
@@ -117,6 +118,8 @@ check_clean(void)
 
 struct player {
   atomic_long frames;
+  long drain_after; /* frames; 0: never */
+  atomic_int drained;
 };
 
 static long
@@ -128,16 +131,17 @@ data_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
   float *output = out;
   for (long i = 0; i < n; i++)
     output[2 * i] = output[2 * i + 1] = input ? input[i] : 0.25f;
-  atomic_fetch_add(&p->frames, n);
-  return n;
+  long total = atomic_fetch_add(&p->frames, n) + n;
+  return p->drain_after && total >= p->drain_after ? n / 2 : n;
 }
 
 static void
 state_cb(cubeb_stream *stm, void *user, cubeb_state state)
 {
   (void)stm;
-  (void)user;
   CHECK(state != CUBEB_STATE_ERROR);
+  if (state == CUBEB_STATE_DRAINED)
+    atomic_fetch_add(&((struct player *)user)->drained, 1);
 }
 
 /* Plays an output and a duplex stream for a second of audio each. */
@@ -162,16 +166,40 @@ E2E_CLIENT(play_and_count)
     CHECK_INT(cubeb_stream_stop(streams[i]), ==, CUBEB_OK);
     cubeb_stream_destroy(streams[i]);
   }
+
+  /* One that drains: the backend reports it from its audio thread. */
+  struct player d = {.frames = 0, .drain_after = 4800};
+  cubeb_stream *drainer;
+  CHECK_INT(cubeb_stream_init(ctx, &drainer, "rt-drain", NULL, NULL, NULL, &out,
+                              128, data_cb, state_cb, &d),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(drainer), ==, CUBEB_OK);
+  while (atomic_load(&d.drained) == 0)
+    usleep(1000);
+  CHECK_INT(cubeb_stream_stop(drainer), ==, CUBEB_OK);
+  cubeb_stream_destroy(drainer);
   report("client");
   check_clean();
 }
 
-TEST(rt_no_allocation_or_lock_in_callbacks)
+static void
+run(unsigned pool_size)
 {
   struct e2e e;
   e2e_start(&e, "virtual:clock=fast,out=%s");
+  e.pool_size = pool_size;
   test_wait_ok(e2e_spawn(&e, play_and_count, 0));
   report("server");
   check_clean();
   e2e_finish(&e);
+}
+
+TEST(rt_no_allocation_or_lock_in_callbacks)
+{
+  run(0);
+}
+
+TEST(rt_no_allocation_or_lock_in_pooled_callbacks)
+{
+  run(1);
 }
