@@ -13,8 +13,8 @@
  * RLIMIT_RTPRIO and the same user), then ask RTKit, which checks the
  * thread's owner and its RLIMIT_RTTIME itself, and grants SCHED_RR up to
  * its own maximum priority (20 unless configured otherwise). We do not
- * read that maximum: asking rtkit-daemon 0.13 for its properties makes
- * it exit.
+ * read that maximum: rtkit-daemon 0.13 exits when a property read is the
+ * message that starts it (D-Bus activation).
  */
 #include "server-private.h"
 
