@@ -27,12 +27,14 @@ struct aipc_conn {
   const char *who;
   bool trace;
 
-  pthread_mutex_t lock; /* guards the queue and `source` */
+  pthread_mutex_t lock; /* guards the queue, `source` and `watch_input` */
   struct queued *head, **tail;
   size_t queued_bytes;
   struct aipc_source *source;
+  bool watch_input;
 
-  /* Receiving happens on one thread at a time (the owner's loop). */
+  /* Receiving happens on one thread at a time (the owner serialises it);
+   * nothing here is shared with the sending side. */
   _Alignas(8) uint8_t recv_buf[AIPC_MSG_MAX_SIZE];
 };
 
@@ -61,6 +63,7 @@ aipc_conn_new(int fd, const struct aipc_protocol *protocol, const char *who,
   conn->who = who;
   conn->trace = aipc_debug_enabled(AIPC_DEBUG_PROTOCOL);
   conn->tail = &conn->head;
+  conn->watch_input = true;
   pthread_mutex_init(&conn->lock, NULL);
   *out = conn;
   return 0;
@@ -95,13 +98,39 @@ aipc_conn_fd(const struct aipc_conn *conn)
   return conn->fd;
 }
 
+/* Tells the source what to wait for. Called with the lock held. Without
+ * input the registration is one-shot: epoll reports a hang-up or an error
+ * whatever we ask for, and level-triggered it would wake the loop again
+ * and again while another thread reads. */
+static void
+update_watch(struct aipc_conn *conn)
+{
+  if (!conn->source)
+    return;
+  uint32_t events = conn->watch_input ? EPOLLIN : EPOLLONESHOT;
+  if (conn->head)
+    events |= EPOLLOUT;
+  aipc_loop_update_fd(conn->source, events);
+}
+
 void
 aipc_conn_set_source(struct aipc_conn *conn, struct aipc_source *source)
 {
   pthread_mutex_lock(&conn->lock);
   conn->source = source;
-  if (source && conn->head)
-    aipc_loop_update_fd(source, EPOLLIN | EPOLLOUT);
+  if (conn->head || !conn->watch_input)
+    update_watch(conn);
+  pthread_mutex_unlock(&conn->lock);
+}
+
+void
+aipc_conn_watch_input(struct aipc_conn *conn, bool on)
+{
+  pthread_mutex_lock(&conn->lock);
+  if (conn->watch_input != on) {
+    conn->watch_input = on;
+    update_watch(conn);
+  }
   pthread_mutex_unlock(&conn->lock);
 }
 
@@ -165,8 +194,7 @@ enqueue(struct aipc_conn *conn, const struct aipc_msg_header *h,
   *conn->tail = q;
   conn->tail = &q->next;
   conn->queued_bytes += total;
-  if (conn->source)
-    aipc_loop_update_fd(conn->source, EPOLLIN | EPOLLOUT);
+  update_watch(conn);
   return 0;
 }
 
@@ -244,8 +272,9 @@ aipc_conn_flush(struct aipc_conn *conn)
     conn->queued_bytes -= sizeof(q->header) + q->header.size;
     free_queued(q);
   }
-  if (!conn->head && conn->source)
-    aipc_loop_update_fd(conn->source, EPOLLIN);
+  /* Drop EPOLLOUT once empty; re-arm a one-shot registration. */
+  if (!conn->head || !conn->watch_input)
+    update_watch(conn);
   pthread_mutex_unlock(&conn->lock);
   return r;
 }

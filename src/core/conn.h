@@ -34,8 +34,19 @@ void aipc_conn_destroy(struct aipc_conn *conn);
 int aipc_conn_fd(const struct aipc_conn *conn);
 
 /* The loop source watching this connection's fd, so the connection can
- * ask for EPOLLOUT when its queue is not empty. Set by the owner. */
+ * ask for EPOLLOUT when its queue is not empty. Set by the owner, and
+ * cleared (NULL) by it before it removes the source. */
 void aipc_conn_set_source(struct aipc_conn *conn, struct aipc_source *source);
+
+/*
+ * Whether the source waits for input (EPOLLIN, the default). An owner
+ * that reads the socket from another thread for a while turns it off so
+ * its loop is not woken for messages it must not read; the source still
+ * waits for EPOLLOUT while messages are queued, and reports a hang-up or
+ * an error at most once (EPOLLONESHOT) until input is turned back on or
+ * the queue changes. Any thread.
+ */
+void aipc_conn_watch_input(struct aipc_conn *conn, bool on);
 
 /*
  * Sends one message: header fields, `len` payload bytes and `nfds` fds
@@ -56,7 +67,8 @@ int aipc_conn_send_msg(struct aipc_conn *conn, uint16_t opcode, uint32_t serial,
 int aipc_conn_flush(struct aipc_conn *conn);
 
 /*
- * Receives one message. Returns 0 with *out set; -EAGAIN if none is
+ * Receives one message. One thread at a time (the owner decides which);
+ * it may run alongside senders. Returns 0 with *out set; -EAGAIN if none is
  * waiting; -ECONNRESET when the peer hung up; -EBADMSG if the packet is
  * malformed (short header, sizes that disagree, truncated payload or
  * control data, more fds than AIPC_MSG_MAX_FDS). Every fd received with a

@@ -7,11 +7,13 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,28 +22,71 @@
 
 /* --- Client ------------------------------------------------------------ */
 
+/*
+ * The reader token: only its holder calls aipc_conn_recv. A caller takes
+ * it, when it is free, before it sends its request, and reads the socket
+ * itself until its reply is in (it "leads"), which spares the hand-off
+ * through the loop thread; meanwhile the loop does not watch for input,
+ * so that the reply does not wake it. Whoever gives the token back hands
+ * it to a caller waiting for its reply or, when there is none, lets the
+ * loop read again, so the socket always has a reader.
+ */
+enum reader { READER_NONE, READER_LOOP, READER_CALLER };
+
 struct pending {
   struct pending *next, *prev;
   uint32_t serial;
+  bool sent; /* waiting for its reply: may be handed the token */
+  bool lead; /* holds the token */
   bool done;
   int error;
   struct aipc_msg *reply;
+  uint64_t events_before; /* events read before the reply */
   pthread_cond_t cond;
+};
+
+/* An event a leader read, for the loop thread. */
+struct inbox_item {
+  struct inbox_item *next;
+  struct aipc_msg *msg;
 };
 
 struct aipc_rpc_client {
   struct aipc_loop *loop;
   struct aipc_conn *conn;
-  struct aipc_source *source; /* loop thread only */
+  int inbox_fd; /* eventfd: the inbox wants draining */
   const struct aipc_protocol *protocol;
   struct aipc_rpc_client_events events;
   void *data;
+
+  /* Loop thread only. */
+  struct aipc_source *source;
+  struct aipc_source *inbox_source;
+  bool closed;
 
   pthread_mutex_t lock;   /* guards everything below */
   struct pending pending; /* list head */
   uint32_t next_serial;
   bool dead;
+  enum reader reader;
+  bool loop_input; /* the source watches for input */
+  struct inbox_item *inbox, **inbox_tail;
+  int inbox_error;  /* a leader saw the connection fail */
+  bool inbox_woken; /* inbox_fd written since the loop last drained */
+  uint64_t events_queued, events_delivered; /* through the inbox */
+  unsigned drain_waiters;
+  pthread_cond_t drained; /* events_delivered moved */
 };
+
+static void
+cond_init_monotonic(pthread_cond_t *cond)
+{
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(cond, &attr);
+  pthread_condattr_destroy(&attr);
+}
 
 static void
 pending_unlink(struct pending *p)
@@ -51,11 +96,11 @@ pending_unlink(struct pending *p)
   p->next = p->prev = p;
 }
 
+/* Fails every pending call at once; later calls fail with -ENOTCONN.
+ * Lock held. */
 static void
-client_fail_all(struct aipc_rpc_client *c)
+fail_pending(struct aipc_rpc_client *c)
 {
-  pthread_mutex_lock(&c->lock);
-  bool was_dead = c->dead;
   c->dead = true;
   while (c->pending.next != &c->pending) {
     struct pending *p = c->pending.next;
@@ -64,56 +109,176 @@ client_fail_all(struct aipc_rpc_client *c)
     p->done = true;
     pthread_cond_signal(&p->cond);
   }
-  pthread_mutex_unlock(&c->lock);
-  if (!was_dead && c->events.closed)
-    c->events.closed(c->data, -ECONNRESET);
 }
 
+/* Lock held. */
 static void
-client_close(struct aipc_rpc_client *c, int error)
+set_loop_input(struct aipc_rpc_client *c, bool on)
 {
-  if (c->source) {
-    aipc_loop_remove(c->source);
-    c->source = NULL;
-    aipc_conn_set_source(c->conn, NULL);
+  if (c->loop_input != on) {
+    c->loop_input = on;
+    aipc_conn_watch_input(c->conn, on);
   }
-  if (error != -ECONNRESET)
-    aipc_warn("connection to the server failed: %s", strerror(-error));
-  client_fail_all(c);
 }
 
-/* Loop thread: hands a reply to its caller, or an event to the owner. */
-static int
-client_handle(struct aipc_rpc_client *c, struct aipc_msg *msg)
+/* Gives the reader token back: to a caller waiting for its reply, or to
+ * the loop. Lock held. */
+static void
+release_reader(struct aipc_rpc_client *c)
 {
-  const struct aipc_msg_desc *desc =
-      aipc_protocol_msg(c->protocol, msg->header.opcode);
-  if (!desc || desc->kind == AIPC_MSG_REQUEST) {
-    aipc_msg_free(msg);
-    return -EBADMSG;
+  c->reader = READER_NONE;
+  if (c->dead)
+    return; /* nobody reads a failed connection again */
+  for (struct pending *q = c->pending.next; q != &c->pending; q = q->next) {
+    if (q->sent) {
+      q->lead = true;
+      c->reader = READER_CALLER;
+      set_loop_input(c, false);
+      pthread_cond_signal(&q->cond);
+      return;
+    }
   }
-  if (desc->kind == AIPC_MSG_EVENT) {
-    if (c->events.event)
-      c->events.event(c->data, msg);
-    else
-      aipc_msg_free(msg);
-    return 0;
-  }
+  set_loop_input(c, true);
+}
 
-  pthread_mutex_lock(&c->lock);
+/* Lock held. */
+static void
+wake_inbox(struct aipc_rpc_client *c)
+{
+  if (c->inbox_woken)
+    return;
+  c->inbox_woken = true;
+  uint64_t one = 1;
+  ssize_t unused = write(c->inbox_fd, &one, sizeof(one));
+  (void)unused; /* fails only if the counter would overflow */
+}
+
+/* Hands a reply to its caller. Lock held; takes `msg`. */
+static void
+deliver_reply(struct aipc_rpc_client *c, struct aipc_msg *msg)
+{
   struct pending *p = c->pending.next;
   while (p != &c->pending && p->serial != msg->header.serial)
     p = p->next;
-  if (p != &c->pending) {
-    pending_unlink(p);
-    p->reply = msg;
-    p->done = true;
-    pthread_cond_signal(&p->cond);
-    msg = NULL;
+  if (p == &c->pending) {
+    /* A reply nobody waits for answers a call that timed out. */
+    aipc_msg_free(msg);
+    return;
   }
+  pending_unlink(p);
+  p->reply = msg;
+  p->events_before = c->events_queued;
+  p->done = true;
+  pthread_cond_signal(&p->cond);
+}
+
+/* AIPC_MSG_REPLY or AIPC_MSG_EVENT, or -EBADMSG for anything a server
+ * may not send us. */
+static int
+incoming_kind(const struct aipc_rpc_client *c, const struct aipc_msg *msg)
+{
+  const struct aipc_msg_desc *desc =
+      aipc_protocol_msg(c->protocol, msg->header.opcode);
+  if (!desc || desc->kind == AIPC_MSG_REQUEST)
+    return -EBADMSG;
+  return (int)desc->kind;
+}
+
+/* Loop thread. Takes `msg`. */
+static void
+deliver_event(struct aipc_rpc_client *c, struct aipc_msg *msg)
+{
+  if (c->events.event && !c->closed)
+    c->events.event(c->data, msg);
+  else
+    aipc_msg_free(msg);
+}
+
+/* Loop thread: ends the connection once, failing every pending call. */
+static void
+client_close(struct aipc_rpc_client *c, int error)
+{
+  if (c->closed)
+    return;
+  c->closed = true;
+  if (c->source) {
+    aipc_conn_set_source(c->conn, NULL);
+    aipc_loop_remove(c->source);
+    c->source = NULL;
+  }
+  if (error != -ECONNRESET)
+    aipc_warn("connection to the server failed: %s", strerror(-error));
+  pthread_mutex_lock(&c->lock);
+  bool leading = c->reader == READER_CALLER;
+  fail_pending(c);
   pthread_mutex_unlock(&c->lock);
-  /* A reply nobody waits for answers a call that timed out. */
-  aipc_msg_free(msg);
+  /* A leader may be in poll() for a reply that will never come; ending
+   * our side of the socket wakes it. */
+  if (leading)
+    shutdown(aipc_conn_fd(c->conn), SHUT_RD);
+  if (c->events.closed)
+    c->events.closed(c->data, -ECONNRESET);
+}
+
+/* Loop thread: hands the owner the events leaders read, in order, then
+ * closes the connection if a leader saw it fail. */
+static void
+drain_inbox(struct aipc_rpc_client *c)
+{
+  pthread_mutex_lock(&c->lock);
+  struct inbox_item *list = c->inbox;
+  c->inbox = NULL;
+  c->inbox_tail = &c->inbox;
+  c->inbox_woken = false;
+  int error = c->inbox_error;
+  c->inbox_error = 0;
+  pthread_mutex_unlock(&c->lock);
+
+  uint64_t n = 0;
+  while (list) {
+    struct inbox_item *item = list;
+    list = item->next;
+    deliver_event(c, item->msg);
+    free(item);
+    n++;
+  }
+  if (n) {
+    pthread_mutex_lock(&c->lock);
+    c->events_delivered += n;
+    if (c->drain_waiters)
+      pthread_cond_broadcast(&c->drained);
+    pthread_mutex_unlock(&c->lock);
+  }
+  if (error)
+    client_close(c, error);
+}
+
+static void
+client_on_inbox(void *data, uint32_t events)
+{
+  struct aipc_rpc_client *c = data;
+  uint64_t count;
+  ssize_t unused = read(c->inbox_fd, &count, sizeof(count));
+  (void)unused;
+  drain_inbox(c);
+}
+
+/* Loop thread, holding the reader token: handles a message it read. */
+static int
+loop_handle(struct aipc_rpc_client *c, struct aipc_msg *msg)
+{
+  int kind = incoming_kind(c, msg);
+  if (kind < 0) {
+    aipc_msg_free(msg);
+    return kind;
+  }
+  if (kind == AIPC_MSG_EVENT) {
+    deliver_event(c, msg);
+    return 0;
+  }
+  pthread_mutex_lock(&c->lock);
+  deliver_reply(c, msg);
+  pthread_mutex_unlock(&c->lock);
   return 0;
 }
 
@@ -130,18 +295,35 @@ client_on_fd(void *data, uint32_t events)
   }
   if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
     return;
+
+  pthread_mutex_lock(&c->lock);
+  bool ours = c->reader == READER_NONE && !c->dead;
+  if (ours)
+    c->reader = READER_LOOP;
+  pthread_mutex_unlock(&c->lock);
+  if (!ours)
+    return; /* a caller reads: this arrived before we stopped watching */
+
+  /* Events a leader read came before anything still in the socket. */
+  drain_inbox(c);
+  int r = 0;
   for (int i = 0; i < READ_BATCH; i++) {
     struct aipc_msg *msg;
-    int r = aipc_conn_recv(c->conn, &msg);
-    if (r == -EAGAIN)
-      return;
-    if (r == 0)
-      r = client_handle(c, msg);
-    if (r < 0) {
-      client_close(c, r);
-      return;
+    r = aipc_conn_recv(c->conn, &msg);
+    if (r == -EAGAIN) {
+      r = 0;
+      break;
     }
+    if (r == 0)
+      r = loop_handle(c, msg);
+    if (r < 0)
+      break;
   }
+  if (r < 0)
+    client_close(c, r);
+  pthread_mutex_lock(&c->lock);
+  release_reader(c);
+  pthread_mutex_unlock(&c->lock);
 }
 
 struct client_start {
@@ -154,10 +336,18 @@ client_attach(void *data)
 {
   struct client_start *s = data;
   struct aipc_rpc_client *c = s->client;
+  s->result = aipc_loop_add_fd(c->loop, c->inbox_fd, EPOLLIN, client_on_inbox,
+                               c, &c->inbox_source);
+  if (s->result < 0)
+    return;
   s->result = aipc_loop_add_fd(c->loop, aipc_conn_fd(c->conn), EPOLLIN,
                                client_on_fd, c, &c->source);
-  if (s->result == 0)
-    aipc_conn_set_source(c->conn, c->source);
+  if (s->result < 0) {
+    aipc_loop_remove(c->inbox_source);
+    c->inbox_source = NULL;
+    return;
+  }
+  aipc_conn_set_source(c->conn, c->source);
 }
 
 static void
@@ -165,9 +355,13 @@ client_detach(void *data)
 {
   struct aipc_rpc_client *c = data;
   if (c->source) {
+    aipc_conn_set_source(c->conn, NULL);
     aipc_loop_remove(c->source);
     c->source = NULL;
-    aipc_conn_set_source(c->conn, NULL);
+  }
+  if (c->inbox_source) {
+    aipc_loop_remove(c->inbox_source);
+    c->inbox_source = NULL;
   }
 }
 
@@ -182,8 +376,16 @@ aipc_rpc_client_new(struct aipc_loop *loop, int fd,
     close(fd);
     return -ENOMEM;
   }
+  c->inbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (c->inbox_fd < 0) {
+    int r = -errno;
+    close(fd);
+    free(c);
+    return r;
+  }
   int r = aipc_conn_new(fd, protocol, "client", &c->conn);
   if (r < 0) {
+    close(c->inbox_fd);
     free(c);
     return r;
   }
@@ -194,7 +396,10 @@ aipc_rpc_client_new(struct aipc_loop *loop, int fd,
   c->data = data;
   c->pending.next = c->pending.prev = &c->pending;
   c->next_serial = 1;
+  c->loop_input = true;
+  c->inbox_tail = &c->inbox;
   pthread_mutex_init(&c->lock, NULL);
+  cond_init_monotonic(&c->drained);
 
   struct client_start start = {.client = c};
   r = aipc_loop_invoke(loop, client_attach, &start);
@@ -202,6 +407,8 @@ aipc_rpc_client_new(struct aipc_loop *loop, int fd,
     r = start.result;
   if (r < 0) {
     aipc_conn_destroy(c->conn);
+    close(c->inbox_fd);
+    pthread_cond_destroy(&c->drained);
     pthread_mutex_destroy(&c->lock);
     free(c);
     return r;
@@ -219,27 +426,146 @@ aipc_rpc_client_destroy(struct aipc_rpc_client *c)
   pthread_mutex_lock(&c->lock);
   c->dead = true;
   pthread_mutex_unlock(&c->lock);
+  /* Events a leader read that the loop never got to go with the ones
+   * still in the socket. */
+  while (c->inbox) {
+    struct inbox_item *item = c->inbox;
+    c->inbox = item->next;
+    aipc_msg_free(item->msg);
+    free(item);
+  }
   aipc_conn_destroy(c->conn);
+  close(c->inbox_fd);
+  pthread_cond_destroy(&c->drained);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
 
+/* A message the leader read: a reply goes to its caller, an event to the
+ * loop thread through the inbox. Lock held; takes `msg`. */
+static int
+leader_take(struct aipc_rpc_client *c, struct aipc_msg *msg)
+{
+  int kind = incoming_kind(c, msg);
+  if (kind < 0) {
+    aipc_msg_free(msg);
+    return kind;
+  }
+  if (kind == AIPC_MSG_REPLY) {
+    deliver_reply(c, msg);
+    return 0;
+  }
+  if (c->dead) {
+    aipc_msg_free(msg); /* closed: no more events */
+    return 0;
+  }
+  struct inbox_item *item = malloc(sizeof(*item));
+  if (!item) {
+    aipc_msg_free(msg);
+    return -ENOMEM;
+  }
+  item->next = NULL;
+  item->msg = msg;
+  *c->inbox_tail = item;
+  c->inbox_tail = &item->next;
+  c->events_queued++;
+  wake_inbox(c);
+  return 0;
+}
+
+/*
+ * Reads the socket, holding the reader token, until `p` is done, its
+ * deadline (if not negative) passes or the connection fails. Lock held;
+ * dropped while waiting and reading.
+ */
+static int
+lead(struct aipc_rpc_client *c, struct pending *p, int64_t deadline)
+{
+  struct pollfd pfd = {.fd = aipc_conn_fd(c->conn), .events = POLLIN};
+  while (!p->done) {
+    struct timespec left, *timeout = NULL;
+    if (deadline >= 0) {
+      int64_t ns = deadline - aipc_now_ns();
+      if (ns <= 0) {
+        pending_unlink(p);
+        return -ETIMEDOUT;
+      }
+      left = aipc_timespec_from_ns(ns);
+      timeout = &left;
+    }
+    pthread_mutex_unlock(&c->lock);
+    struct aipc_msg *msg = NULL;
+    int r = ppoll(&pfd, 1, timeout, NULL);
+    if (r > 0)
+      r = aipc_conn_recv(c->conn, &msg);
+    else
+      r = r == 0 || errno == EINTR ? -EAGAIN : -errno;
+    pthread_mutex_lock(&c->lock);
+    if (r == 0)
+      r = leader_take(c, msg);
+    if (r < 0 && r != -EAGAIN && !c->dead) {
+      /* Fail everyone now; the loop thread closes, as if it had read. */
+      fail_pending(c);
+      c->inbox_error = r;
+      wake_inbox(c);
+    }
+  }
+  return 0;
+}
+
+/* Takes the reader token if it is free. Lock held. */
+static void
+try_lead(struct aipc_rpc_client *c, struct pending *p)
+{
+  if (p->lead || c->reader != READER_NONE)
+    return;
+  p->lead = true;
+  c->reader = READER_CALLER;
+  set_loop_input(c, false);
+}
+
+/* Waits for `p` (sent) to be answered, leading when the token is free.
+ * Returns -ETIMEDOUT, or 0 once done: p->error or p->reply is then set. */
 static int
 wait_reply(struct aipc_rpc_client *c, struct pending *p, int64_t timeout_ns)
 {
-  int64_t deadline = timeout_ns >= 0 ? aipc_now_ns() + timeout_ns : 0;
+  int64_t deadline = timeout_ns >= 0 ? aipc_now_ns() + timeout_ns : -1;
   struct timespec ts = aipc_timespec_from_ns(deadline);
   int r = 0;
   pthread_mutex_lock(&c->lock);
+  p->sent = true;
   while (!p->done) {
-    if (timeout_ns < 0) {
+    try_lead(c, p);
+    if (p->lead) {
+      r = lead(c, p, deadline);
+      break;
+    }
+    if (deadline < 0) {
       pthread_cond_wait(&p->cond, &c->lock);
     } else if (pthread_cond_timedwait(&p->cond, &c->lock, &ts) == ETIMEDOUT &&
-               !p->done) {
+               !p->done && !p->lead) {
       pending_unlink(p);
       r = -ETIMEDOUT;
       break;
     }
+  }
+  if (p->lead) {
+    p->lead = false;
+    release_reader(c);
+  }
+  /* Events sent before the reply reach the owner before the caller sees
+   * the reply, as when the loop thread reads them all. */
+  if (r == 0 && p->reply && c->events_delivered < p->events_before) {
+    c->drain_waiters++;
+    while (r == 0 && c->events_delivered < p->events_before) {
+      if (deadline < 0)
+        pthread_cond_wait(&c->drained, &c->lock);
+      else if (pthread_cond_timedwait(&c->drained, &c->lock, &ts) ==
+                   ETIMEDOUT &&
+               c->events_delivered < p->events_before)
+        r = -ETIMEDOUT;
+    }
+    c->drain_waiters--;
   }
   pthread_mutex_unlock(&c->lock);
   return r;
@@ -254,11 +580,7 @@ aipc_rpc_call(struct aipc_rpc_client *c, uint16_t opcode, const void *request,
     return -EINVAL;
 
   struct pending p = {.error = 0};
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&p.cond, &attr);
-  pthread_condattr_destroy(&attr);
+  cond_init_monotonic(&p.cond);
 
   pthread_mutex_lock(&c->lock);
   if (c->dead) {
@@ -273,6 +595,8 @@ aipc_rpc_call(struct aipc_rpc_client *c, uint16_t opcode, const void *request,
   p.prev = c->pending.prev;
   p.prev->next = &p;
   c->pending.prev = &p;
+  /* Before sending, so a quick reply cannot wake the loop thread. */
+  try_lead(c, &p);
   pthread_mutex_unlock(&c->lock);
 
   int r = aipc_conn_send_msg(c->conn, opcode, p.serial, request, NULL, 0);
@@ -280,6 +604,10 @@ aipc_rpc_call(struct aipc_rpc_client *c, uint16_t opcode, const void *request,
     pthread_mutex_lock(&c->lock);
     if (!p.done)
       pending_unlink(&p);
+    if (p.lead) {
+      p.lead = false;
+      release_reader(c);
+    }
     pthread_mutex_unlock(&c->lock);
     aipc_msg_free(p.reply);
     pthread_cond_destroy(&p.cond);
@@ -290,8 +618,10 @@ aipc_rpc_call(struct aipc_rpc_client *c, uint16_t opcode, const void *request,
   pthread_cond_destroy(&p.cond);
   if (r == 0)
     r = p.error;
-  if (r < 0)
+  if (r < 0) {
+    aipc_msg_free(p.reply);
     return r;
+  }
 
   struct aipc_msg *msg = p.reply;
   if (msg->header.opcode == c->protocol->error_opcode) {

@@ -3,11 +3,21 @@
  * Request/response on a connection, both sides.
  *
  * Client: aipc_rpc_call() is a blocking call usable from any number of
- * threads at once. Each request carries a serial that its reply echoes;
- * replies are matched on the loop thread and handed to the waiting
- * caller. When the connection dies every pending call fails at once with
- * -ECONNRESET and later calls fail with -ENOTCONN. Events (messages
- * without a request) go to a callback on the loop thread, in order.
+ * threads at once (not from the loop thread). Each request carries a
+ * serial that its reply echoes. One thread at a time reads the socket,
+ * the holder of a "reader token": a caller that finds the token free
+ * takes it before it sends, and reads (poll, then receive) until its own
+ * reply is in, so a lone call costs one round trip and no wake-up of the
+ * loop thread, which stops watching the socket for input meanwhile.
+ * Replies it reads for other callers are handed to them; callers that
+ * find the token taken wait, and when the leader is done it hands the
+ * token to one of them or, if none is waiting, lets the loop thread read
+ * again. When no call is in progress the loop thread reads. When the
+ * connection dies every pending call fails at once with -ECONNRESET and
+ * later calls fail with -ENOTCONN; `closed` is called once, on the loop
+ * thread. Events (messages without a request) go to a callback on the
+ * loop thread, in order, whoever read them; events the server sent
+ * before a reply have reached the callback before that call returns.
  *
  * Server: a session reads requests on the loop thread and checks each in
  * a fixed order (header, size, opcode, fd count, field decode) before it
