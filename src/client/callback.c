@@ -43,8 +43,7 @@ struct aipc_cb_thread {
   struct aipc_cb_thread *next; /* in ctx->pool, ctx->pool_lock */
 };
 
-/* --- The thread ------------------------------------------------------------
- */
+/* --- The thread ----------------------------------------------------------- */
 
 /* Answers the stream's request if a new one is waiting. Real-time path: it
  * touches only the shared memory and the user's callback; no lock, no
@@ -135,8 +134,7 @@ thread_main(void *data)
   aipc_rt_leave();
 }
 
-/* --- Real-time priority ----------------------------------------------------
- */
+/* --- Real-time priority --------------------------------------------------- */
 
 /* What a process must allow for RTKit to promote one of its threads:
  * real-time threads that never block for this long get SIGXCPU, then
@@ -174,8 +172,7 @@ promote(cubeb *ctx, pid_t tid)
               strerror(-direct), strerror(-r));
 }
 
-/* --- Threads and their streams ---------------------------------------------
- */
+/* --- Threads and their streams -------------------------------------------- */
 
 /* Whether the kernel has futex_waitv, which pooling needs. */
 static bool
@@ -193,7 +190,7 @@ can_wait_any(void)
   return k == 1;
 }
 
-/* Starts a thread and gets it promoted. ctx->pool_lock held. */
+/* Starts a thread and gets it promoted. */
 static int
 thread_new(cubeb *ctx, struct aipc_cb_thread **out)
 {
@@ -202,7 +199,8 @@ thread_new(cubeb *ctx, struct aipc_cb_thread **out)
     return -ENOMEM;
   t->ctx = ctx;
   char name[16];
-  snprintf(name, sizeof(name), "aipc-cb-%u", ctx->threads_made++);
+  snprintf(name, sizeof(name), "aipc-cb-%u",
+           atomic_fetch_add(&ctx->threads_made, 1));
   int r = aipc_thread_start(&t->thread, name, &ctx->hooks, thread_main, t);
   if (r < 0) {
     free(t);
@@ -228,8 +226,8 @@ thread_end(struct aipc_cb_thread *t, cubeb_stream *last)
   free(t);
 }
 
-/* Bumps `control` and returns once the thread has seen the change.
- * ctx->pool_lock held, so changes are seen in order. */
+/* Bumps `control` and returns once the thread has seen the change. For a
+ * pool thread, ctx->pool_lock is held, so changes are seen in order. */
 static void
 thread_sync(struct aipc_cb_thread *t)
 {
@@ -265,25 +263,38 @@ pick_pooled(cubeb *ctx, struct aipc_cb_thread **out)
   return r;
 }
 
+/* Puts `s` in a free slot of `t` and waits until the thread has it. */
+static void
+thread_add(struct aipc_cb_thread *t, cubeb_stream *s)
+{
+  unsigned slot = 0;
+  while (atomic_load(&t->slots[slot]))
+    slot++;
+  atomic_store(&t->slots[slot], s);
+  t->nstreams++;
+  s->cb = t;
+  s->cb_slot = slot;
+  thread_sync(t);
+}
+
 int
 aipc_callbacks_attach(cubeb *ctx, cubeb_stream *s)
 {
   /* The region is new and the server's first request is 1. */
   s->last_request = 0;
   s->cb_pooled = ctx->pool_size > 0 && can_wait_any();
-  pthread_mutex_lock(&ctx->pool_lock);
-  struct aipc_cb_thread *t = NULL;
-  int r = s->cb_pooled ? pick_pooled(ctx, &t) : thread_new(ctx, &t);
-  if (r == 0) {
-    unsigned slot = 0;
-    while (atomic_load(&t->slots[slot]))
-      slot++;
-    atomic_store(&t->slots[slot], s);
-    t->nstreams++;
-    s->cb = t;
-    s->cb_slot = slot;
-    thread_sync(t);
+  struct aipc_cb_thread *t;
+  int r;
+  if (!s->cb_pooled) {
+    r = thread_new(ctx, &t);
+    if (r == 0)
+      thread_add(t, s);
+    return r;
   }
+  pthread_mutex_lock(&ctx->pool_lock);
+  r = pick_pooled(ctx, &t);
+  if (r == 0)
+    thread_add(t, s);
   pthread_mutex_unlock(&ctx->pool_lock);
   return r;
 }

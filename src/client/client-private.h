@@ -28,7 +28,7 @@ struct cubeb {
   pthread_mutex_t pool_lock; /* guards these and each thread's streams */
   struct aipc_cb_thread *pool;
   size_t pool_threads;
-  unsigned threads_made; /* for their names */
+  atomic_uint threads_made; /* for their names */
 
   /* Changed on the loop thread only, so events can walk it unlocked;
    * `lock` lets other threads read it. */

@@ -1,21 +1,18 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The client's streams: each has a callback thread that waits on the
- * stream's shared memory for the server's requests and runs the user's
- * data callback on the shared areas directly, with no copy.
+ * The client's streams: the requests that make, control and destroy
+ * them, their shared memory, and their events. Their callbacks run on
+ * the callback threads of callback.c.
  */
 #include "client-private.h"
 
 #include "cubeb-errors.h"
 #include "log.h"
 #include "protocol.h"
-#include "rt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 static uint32_t
 frame_bytes(const cubeb_stream_params *p)

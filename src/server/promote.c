@@ -23,7 +23,7 @@
 #include "thread.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -47,11 +47,13 @@ aipc_pidfd_open(pid_t pid)
   return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* True while the process behind `pidfd` has not exited. */
+/* True while the process behind `pidfd` has not exited (a pidfd becomes
+ * readable when it does; unlike a signal, this needs no permission). */
 static bool
 process_alive(int pidfd)
 {
-  return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+  struct pollfd p = {.fd = pidfd, .events = POLLIN};
+  return poll(&p, 1, 0) == 0;
 }
 
 bool

@@ -62,8 +62,7 @@ fixture_heap_bytes(void)
 #endif
 }
 
-/* --- The honest client -----------------------------------------------------
- */
+/* --- The honest client ---------------------------------------------------- */
 
 struct player {
   atomic_uint_fast64_t frame;
@@ -122,8 +121,7 @@ E2E_CLIENT(honest_player)
   close(ctl);
 }
 
-/* --- Setting up ------------------------------------------------------------
- */
+/* --- Setting up ----------------------------------------------------------- */
 
 void
 fixture_connect(struct fixture *f, struct raw *r, unsigned *number)

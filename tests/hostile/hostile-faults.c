@@ -14,8 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* --- SIGKILL -----------------------------------------------------------------
- */
+/* --- SIGKILL -------------------------------------------------------------- */
 
 static int
 compare_doubles(const void *a, const void *b)

@@ -22,8 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* --- Random bytes ----------------------------------------------------------
- */
+/* --- Random bytes --------------------------------------------------------- */
 
 static size_t
 random_size(uint64_t *rng)
@@ -451,8 +450,7 @@ TEST(hostile_unknown_opcodes_and_replies_sent_as_requests)
   fixture_finish(&f);
 }
 
-/* --- Fds and control data --------------------------------------------------
- */
+/* --- Fds and control data ------------------------------------------------- */
 
 /* Sends `nfds` fds (read ends of fresh pipes; `header_nfds` in the
  * header) with a PING, and checks the server dropped the connection and
@@ -604,8 +602,7 @@ TEST(hostile_messages_carrying_fds_and_odd_control_data)
   fixture_finish(&f);
 }
 
-/* --- The handshake ---------------------------------------------------------
- */
+/* --- The handshake -------------------------------------------------------- */
 
 static void
 send_header(struct raw *r, struct aipc_msg_header h, size_t payload_len)
@@ -707,8 +704,7 @@ TEST(hostile_requests_before_hello_and_wrong_versions)
   fixture_finish(&f);
 }
 
-/* --- Order of requests -----------------------------------------------------
- */
+/* --- Order of requests ---------------------------------------------------- */
 
 static void
 before_context_init(struct fixture *f, struct tally *t)
@@ -901,8 +897,7 @@ TEST(hostile_bad_stream_ids_device_tokens_and_double_destroy)
   fixture_finish(&f);
 }
 
-/* --- Stream parameters -----------------------------------------------------
- */
+/* --- Stream parameters ---------------------------------------------------- */
 
 struct params_case {
   const char *what;
@@ -1051,8 +1046,7 @@ TEST(hostile_stream_parameters_libcubeb_would_abort_on)
   fixture_finish(&f);
 }
 
-/* --- Ten thousand streams --------------------------------------------------
- */
+/* --- Ten thousand streams ------------------------------------------------- */
 
 #define BATCH 32
 
@@ -1171,8 +1165,7 @@ TEST_TIMEOUT(hostile_ten_thousand_streams, 120)
   fixture_finish(&f);
 }
 
-/* --- A flood without reading -----------------------------------------------
- */
+/* --- A flood without reading ---------------------------------------------- */
 
 /* Sends PINGs and never reads: the server's queue for us fills and it
  * hangs up rather than grow or block. Returns the messages sent. */

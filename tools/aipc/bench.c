@@ -744,8 +744,7 @@ out:
   return r;
 }
 
-/* --- Callback overhead on the fast virtual clock ---------------------------
- */
+/* --- Callback overhead on the fast virtual clock -------------------------- */
 
 static double
 median(double *v, size_t n)
