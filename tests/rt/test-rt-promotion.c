@@ -106,7 +106,10 @@ run_player(bool trusted, int expected_policy)
 TEST(rt_a_sandboxed_client_is_promoted_by_the_server)
 {
   /* As root the server may reschedule the client's thread itself. */
-  CHECK_INT(geteuid(), ==, 0);
+  if (geteuid() != 0)
+    test_fail(__FILE__, __LINE__,
+              "needs root, as CI runs it: the server "
+              "promotes directly only with CAP_SYS_NICE");
   run_player(true, SCHED_FIFO);
 }
 
