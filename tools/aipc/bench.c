@@ -1296,8 +1296,8 @@ targets(const struct results *r, struct target t[NTARGETS])
   t[2] = target("socket_baseline_p50",
                 "socket_baseline_p50_us >= 3 x callback_overhead_p50_us",
                 r->socket_same.p50, TARGET_SOCKET_RATIO, cb50, true);
-  t[3] = target("realtime64_misses", "realtime64_misses == 0",
-                (double)r->rt.misses, 0, 1, false);
+  t[3] = target("realtime64_misses", "realtime64_misses == 0, both runs",
+                (double)(r->rt.misses + r->rt_pooled.misses), 0, 1, false);
   t[4] = target("cpu_us_per_stream_cycle", "cpu_us_per_stream_cycle <= 6",
                 r->rt.cpu_per_stream_cycle, TARGET_CPU_US, 1, false);
   t[5] = target("cpu_us_per_stream_cycle_pooled",
