@@ -163,6 +163,9 @@ typedef struct {
    * request, in microseconds (1 us resolution up to 4 ms). */
   uint32_t wait_p50_us, wait_p99_us, wait_p999_us, wait_max_us;
   uint32_t shm_bytes; /* the stream's shared memory */
+  /* Requests whose answer was not there yet when the audio thread came
+   * to collect it, so that it had to sleep. */
+  uint64_t sleeps;
 } AudioIpcStreamStats;
 
 /*

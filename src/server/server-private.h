@@ -57,7 +57,7 @@ struct aipc_stream_stats {
   pid_t pid;
   uint32_t stream;
   atomic_uint shm_bytes; /* set once the region exists */
-  atomic_uint_fast64_t callbacks, frames, misses;
+  atomic_uint_fast64_t callbacks, frames, misses, sleeps;
   atomic_uint wait_max_us;
   atomic_uint wait_hist[AIPC_WAIT_BUCKETS + 1];
   struct aipc_stream_stats *next; /* registry's, under its lock */

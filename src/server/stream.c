@@ -124,6 +124,8 @@ collect(struct aipc_sstream *s, uint8_t *out)
   int64_t wait = ((int64_t)chunk * s->ns_per_frame_x1024) >> 10;
   if (wait < s->deadline_min_ns)
     wait = s->deadline_min_ns;
+  if (aipc_wake_load(&ctl->response) != s->seq)
+    atomic_fetch_add_explicit(&s->stats->sleeps, 1, memory_order_relaxed);
   bool answered = await_response(ctl, s->seq, s->asked_at + wait);
   count_wait(s->stats, s->asked_at);
   if (!answered) {

@@ -137,6 +137,7 @@ check_known_sequence(unsigned pool_size)
   CHECK_INT(stats[0].frames, ==, PLAY_FRAMES);
   CHECK_INT(stats[0].misses, ==, 0);
   CHECK_INT(stats[0].callbacks, ==, (PLAY_FRAMES + 127) / 128);
+  CHECK(stats[0].sleeps <= stats[0].callbacks);
   CHECK(stats[0].wait_p50_us <= stats[0].wait_p99_us);
   CHECK(stats[0].wait_p99_us <= stats[0].wait_max_us ||
         stats[0].wait_p99_us == 4096);

@@ -148,6 +148,7 @@ struct realtime_result {
   double window_server_cpu_ms, window_clients_cpu_ms;
   double sys_share; /* of the run's CPU time, in the kernel */
   uint64_t span_periods;
+  double sleeps_per_period; /* the device thread's, collecting answers */
   bool fifo;
 };
 
@@ -856,6 +857,18 @@ sum_misses(void *server, const struct group *g)
   return misses;
 }
 
+/* Times the audio thread had to sleep for an answer, over the group. */
+static uint64_t
+sum_sleeps(void *server, const struct group *g)
+{
+  static AudioIpcStreamStats stats[STATS_MAX];
+  int n = group_stats(server, g, stats);
+  uint64_t sleeps = 0;
+  for (int i = 0; i < n; i++)
+    sleeps += stats[i].sleeps;
+  return sleeps;
+}
+
 /*
  * Runs the measured window: samples the misses and the clock's late
  * wake-ups every SAMPLE_NS. A late wake-up and the misses of the same
@@ -964,8 +977,11 @@ run_realtime(const struct params *p, unsigned pool_size,
     window_clients += g.c[i].cpu_ns;
     rt->fifo = rt->fifo && g.c[i].fifo == 1;
   }
-  if (r == 0)
+  uint64_t sleeps = 0;
+  if (r == 0) {
     rt->misses_run = sum_misses(server, &g);
+    sleeps = sum_sleeps(server, &g);
+  }
   if (group_finish(&g, r < 0) < 0)
     r = -1;
   int64_t self = rusage_ns(RUSAGE_SELF) - self0;
@@ -980,6 +996,7 @@ run_realtime(const struct params *p, unsigned pool_size,
     rt->clients = MAX_CLIENTS;
     rt->pool_size = pool_size;
     rt->span_periods = span_p1 - span_p0;
+    rt->sleeps_per_period = ratio((double)sleeps, (double)rt->span_periods);
     rt->server_cpu_ms = (double)(self - bench) / 1e6;
     rt->clients_cpu_ms = (double)children / 1e6;
     rt->bench_cpu_ms = (double)bench / 1e6;
@@ -1382,6 +1399,9 @@ print_realtime(const struct realtime_result *rt)
          rt->cpu_per_stream_cycle, rt->server_cpu_ms, rt->clients_cpu_ms,
          (unsigned long long)rt->span_periods, rt->sys_share * 100,
          rt->cpu_steady, rt->window_server_cpu_ms, rt->window_clients_cpu_ms);
+  printf("  the device thread slept %.2f times per period to collect the "
+         "%u answers\n",
+         rt->sleeps_per_period, rt->streams);
   printf("  client callback threads SCHED_FIFO: %s\n", rt->fifo ? "yes" : "no");
 }
 
@@ -1522,11 +1542,12 @@ json_realtime(const char *suffix, const struct realtime_result *rt)
          ", \"realtime64_window_server_cpu_ms%s\": %.1f"
          ", \"realtime64_window_clients_cpu_ms%s\": %.1f"
          ", \"realtime64_cpu_sys_share%s\": %.3f"
-         ", \"realtime64_run_periods%s\": %llu",
+         ", \"realtime64_run_periods%s\": %llu"
+         ", \"realtime64_sleeps_per_period%s\": %.3f",
          x, rt->cpu_per_stream_cycle, x, rt->cpu_steady, x, rt->server_cpu_ms,
          x, rt->clients_cpu_ms, x, rt->window_server_cpu_ms, x,
          rt->window_clients_cpu_ms, x, rt->sys_share, x,
-         (unsigned long long)rt->span_periods);
+         (unsigned long long)rt->span_periods, x, rt->sleeps_per_period);
 }
 
 static void
