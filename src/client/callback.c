@@ -39,7 +39,12 @@ struct aipc_cb_thread {
   struct aipc_wake ack;     /* the last control value the thread acted on */
   atomic_bool quit;
   _Atomic(cubeb_stream *) slots[AIPC_CB_STREAMS];
-  unsigned nstreams;           /* ctx->pool_lock */
+  unsigned nstreams; /* ctx->pool_lock */
+  /* The thread's own: its streams as last loaded, and what it waits on
+   * (here rather than on its stack, which stays small). */
+  cubeb_stream *streams[AIPC_CB_STREAMS];
+  struct aipc_wake *words[AIPC_CB_STREAMS + 1];
+  uint32_t old[AIPC_CB_STREAMS + 1];
   struct aipc_cb_thread *next; /* in ctx->pool, ctx->pool_lock */
 };
 
@@ -86,9 +91,9 @@ static void
 thread_main(void *data)
 {
   struct aipc_cb_thread *t = data;
-  cubeb_stream *streams[AIPC_CB_STREAMS];
-  struct aipc_wake *words[AIPC_CB_STREAMS + 1];
-  uint32_t old[AIPC_CB_STREAMS + 1];
+  cubeb_stream **streams = t->streams;
+  struct aipc_wake **words = t->words;
+  uint32_t *old = t->old;
   unsigned n = 0;
   uint32_t seen = 0;
   bool loaded = false;

@@ -63,13 +63,11 @@ aipc_wake_wait(struct aipc_wake *w, uint32_t old, int64_t deadline_ns)
   return r;
 }
 
-int
-aipc_wake_wait_any(struct aipc_wake *const *words, const uint32_t *old,
-                   unsigned n)
+/* aipc_wake_wait_any, with room for n entries at `waiters`. */
+static int
+wait_any(struct futex_waitv *waiters, struct aipc_wake *const *words,
+         const uint32_t *old, unsigned n)
 {
-  if (n == 0 || n > AIPC_WAKE_ANY_MAX)
-    return -EINVAL;
-  struct futex_waitv waiters[AIPC_WAKE_ANY_MAX];
   for (unsigned i = 0; i < n; i++)
     atomic_fetch_add(&words[i]->waiters, 1);
   /* After counting ourselves in, as in aipc_wake_wait: a publisher that
@@ -88,4 +86,25 @@ aipc_wake_wait_any(struct aipc_wake *const *words, const uint32_t *old,
   for (unsigned i = 0; i < n; i++)
     atomic_fetch_sub(&words[i]->waiters, 1);
   return r;
+}
+
+static __attribute__((noinline)) int
+wait_any_many(struct aipc_wake *const *words, const uint32_t *old, unsigned n)
+{
+  struct futex_waitv waiters[AIPC_WAKE_ANY_MAX];
+  return wait_any(waiters, words, old, n);
+}
+
+int
+aipc_wake_wait_any(struct aipc_wake *const *words, const uint32_t *old,
+                   unsigned n)
+{
+  if (n == 0 || n > AIPC_WAKE_ANY_MAX)
+    return -EINVAL;
+  /* Most waits are on a word or two (a thread with one stream): a small
+   * array keeps such a thread's stack, and so its memory, small. */
+  if (n > 4)
+    return wait_any_many(words, old, n);
+  struct futex_waitv waiters[4];
+  return wait_any(waiters, words, old, n);
 }
