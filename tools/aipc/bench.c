@@ -846,27 +846,29 @@ run_case(const struct params *p, uint32_t period, uint32_t streams,
 
 /* --- Real-time pacing ----------------------------------------------------- */
 
+/* The counters of the group's streams (callbacks, frames, misses,
+ * sleeps), summed into *total. Returns the number of streams, or -1. */
+static int
+sum_stats(void *server, const struct group *g, AudioIpcStreamStats *total)
+{
+  static AudioIpcStreamStats stats[STATS_MAX];
+  int n = group_stats(server, g, stats);
+  *total = (AudioIpcStreamStats){.client = 0};
+  for (int i = 0; i < n; i++) {
+    total->callbacks += stats[i].callbacks;
+    total->frames += stats[i].frames;
+    total->misses += stats[i].misses;
+    total->sleeps += stats[i].sleeps;
+  }
+  return n;
+}
+
 static uint64_t
 sum_misses(void *server, const struct group *g)
 {
-  static AudioIpcStreamStats stats[STATS_MAX];
-  int n = group_stats(server, g, stats);
-  uint64_t misses = 0;
-  for (int i = 0; i < n; i++)
-    misses += stats[i].misses;
-  return misses;
-}
-
-/* Times the audio thread had to sleep for an answer, over the group. */
-static uint64_t
-sum_sleeps(void *server, const struct group *g)
-{
-  static AudioIpcStreamStats stats[STATS_MAX];
-  int n = group_stats(server, g, stats);
-  uint64_t sleeps = 0;
-  for (int i = 0; i < n; i++)
-    sleeps += stats[i].sleeps;
-  return sleeps;
+  AudioIpcStreamStats total;
+  sum_stats(server, g, &total);
+  return total.misses;
 }
 
 /*
@@ -977,10 +979,10 @@ run_realtime(const struct params *p, unsigned pool_size,
     window_clients += g.c[i].cpu_ns;
     rt->fifo = rt->fifo && g.c[i].fifo == 1;
   }
-  uint64_t sleeps = 0;
+  AudioIpcStreamStats run = {.client = 0};
   if (r == 0) {
-    rt->misses_run = sum_misses(server, &g);
-    sleeps = sum_sleeps(server, &g);
+    sum_stats(server, &g, &run);
+    rt->misses_run = run.misses;
   }
   if (group_finish(&g, r < 0) < 0)
     r = -1;
@@ -996,7 +998,7 @@ run_realtime(const struct params *p, unsigned pool_size,
     rt->clients = MAX_CLIENTS;
     rt->pool_size = pool_size;
     rt->span_periods = span_p1 - span_p0;
-    rt->sleeps_per_period = ratio((double)sleeps, (double)rt->span_periods);
+    rt->sleeps_per_period = ratio((double)run.sleeps, (double)rt->span_periods);
     rt->server_cpu_ms = (double)(self - bench) / 1e6;
     rt->clients_cpu_ms = (double)children / 1e6;
     rt->bench_cpu_ms = (double)bench / 1e6;
@@ -1133,21 +1135,6 @@ run_misc(const struct params *p, struct results *res)
 
 /* --- PulseAudio ----------------------------------------------------------- */
 
-/* The sums of the callbacks and frames of `g`'s streams so far. */
-static int
-sum_counts(void *server, const struct group *g, uint64_t *callbacks,
-           uint64_t *frames)
-{
-  static AudioIpcStreamStats stats[STATS_MAX];
-  int n = group_stats(server, g, stats);
-  *callbacks = *frames = 0;
-  for (int i = 0; i < n; i++) {
-    *callbacks += stats[i].callbacks;
-    *frames += stats[i].frames;
-  }
-  return n;
-}
-
 /* `streams` streams of `latency` frames over up to MAX_CLIENTS clients of
  * `server`, measured for p->pulse_seconds after they settled. The CPU
  * time is this process's (less this thread's) and the clients' over that
@@ -1183,16 +1170,16 @@ pulse_case(const struct params *p, void *server, uint32_t latency,
     group_command(&g);
     r = group_wait(&g, GOT_MEASURING);
   }
-  uint64_t cb0 = 0, cb1 = 0, frames = 0;
+  AudioIpcStreamStats before = {.client = 0}, after = {.client = 0};
   int64_t self = 0, main_cpu = 0, clients_cpu = 0, t0 = 0, t1 = 0;
   if (r == 0) {
     t0 = aipc_now_ns();
     self = rusage_ns(RUSAGE_SELF);
     main_cpu = thread_cpu_ns();
-    if (sum_counts(server, &g, &cb0, &frames) < 0)
+    if (sum_stats(server, &g, &before) < 0)
       r = -1;
     sleep_until(t0 + (int64_t)(p->pulse_seconds * 1e9));
-    if (r == 0 && sum_counts(server, &g, &cb1, &frames) < 0)
+    if (r == 0 && sum_stats(server, &g, &after) < 0)
       r = -1;
     self = rusage_ns(RUSAGE_SELF) - self;
     main_cpu = thread_cpu_ns() - main_cpu;
@@ -1224,7 +1211,7 @@ pulse_case(const struct params *p, void *server, uint32_t latency,
       .misses = agg.misses,
       .callbacks = agg.callbacks,
       .cpu_us = ratio((double)(self - main_cpu + clients_cpu) / 1e3,
-                      (double)(cb1 - cb0)),
+                      (double)(after.callbacks - before.callbacks)),
       .seconds = (double)(t1 - t0) / 1e9};
   for (int i = 0; i < n; i++)
     out->frames += stats[i].frames;
