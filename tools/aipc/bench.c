@@ -571,6 +571,29 @@ group_spawn(struct group *g, void *server, char *const args[])
   return 0;
 }
 
+/* Starts `n` clients running `args` on `server`, starts their streams,
+ * lets them settle for p->settle_seconds, then has them measure. */
+static int
+group_start_measuring(const struct params *p, struct group *g, void *server,
+                      char *const args[], unsigned n)
+{
+  int r = 0;
+  for (unsigned i = 0; i < n && r == 0; i++)
+    r = group_spawn(g, server, args);
+  if (r == 0)
+    r = group_wait(g, GOT_READY);
+  if (r == 0) {
+    group_command(g);
+    r = group_wait(g, GOT_STARTED);
+  }
+  if (r == 0) {
+    sleep_until(aipc_now_ns() + (int64_t)(p->settle_seconds * 1e9));
+    group_command(g);
+    r = group_wait(g, GOT_MEASURING);
+  }
+  return r;
+}
+
 /* Waits for every child's "end" and reaps them all; with `kill_them`
  * (after a failure) kills them first. Frees what they reported. */
 static int
@@ -949,19 +972,8 @@ run_realtime(const struct params *p, unsigned pool_size,
           children0 = rusage_ns(RUSAGE_CHILDREN);
   int64_t sys0 = rusage_sys_ns(RUSAGE_SELF) + rusage_sys_ns(RUSAGE_CHILDREN);
   int64_t main0 = thread_cpu_ns();
-  for (unsigned i = 0; i < MAX_CLIENTS && r == 0; i++)
-    r = group_spawn(&g, server, args);
   if (r == 0)
-    r = group_wait(&g, GOT_READY);
-  if (r == 0) {
-    group_command(&g);
-    r = group_wait(&g, GOT_STARTED);
-  }
-  if (r == 0) {
-    sleep_until(aipc_now_ns() + (int64_t)(p->settle_seconds * 1e9));
-    group_command(&g);
-    r = group_wait(&g, GOT_MEASURING);
-  }
+    r = group_start_measuring(p, &g, server, args, MAX_CLIENTS);
   int64_t window_self = 0, window_main = 0, window_clients = 0;
   if (r == 0) {
     window_self = rusage_ns(RUSAGE_SELF);
@@ -1156,20 +1168,7 @@ pulse_case(const struct params *p, void *server, uint32_t latency,
   struct group g = {.what = what};
   static AudioIpcStreamStats stats[STATS_MAX];
 
-  int r = 0;
-  for (uint32_t i = 0; i < clients && r == 0; i++)
-    r = group_spawn(&g, server, args);
-  if (r == 0)
-    r = group_wait(&g, GOT_READY);
-  if (r == 0) {
-    group_command(&g);
-    r = group_wait(&g, GOT_STARTED);
-  }
-  if (r == 0) {
-    sleep_until(aipc_now_ns() + (int64_t)(p->settle_seconds * 1e9));
-    group_command(&g);
-    r = group_wait(&g, GOT_MEASURING);
-  }
+  int r = group_start_measuring(p, &g, server, args, clients);
   AudioIpcStreamStats before = {.client = 0}, after = {.client = 0};
   int64_t self = 0, main_cpu = 0, clients_cpu = 0, t0 = 0, t1 = 0;
   if (r == 0) {
