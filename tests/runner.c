@@ -106,6 +106,34 @@ elapsed_ms(const struct timespec *start)
          (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
+/* A name, or a prefix ending in '*'. */
+static bool
+matches(const char *name, const char *pattern)
+{
+  size_t n = strlen(pattern);
+  if (n && pattern[n - 1] == '*')
+    return strncmp(name, pattern, n - 1) == 0;
+  return strcmp(name, pattern) == 0;
+}
+
+/* Arguments name the tests to run; one that begins with '-' excludes
+ * the tests it matches (alone, it runs all others). */
+static bool
+wanted(const char *name, int argc, char **argv)
+{
+  bool included = false, any_include = false;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] == '-') {
+      if (matches(name, argv[i] + 1))
+        return false;
+    } else {
+      any_include = true;
+      included |= matches(name, argv[i]);
+    }
+  }
+  return included || !any_include;
+}
+
 #pragma weak test_child_main
 
 int
@@ -120,13 +148,8 @@ main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
   for (const struct aipc_test *t = __start_aipc_tests; t < __stop_aipc_tests;
        t++) {
-    if (argc > 1) {
-      bool wanted = false;
-      for (int i = 1; i < argc; i++)
-        wanted |= strcmp(argv[i], t->name) == 0;
-      if (!wanted)
-        continue;
-    }
+    if (argc > 1 && !wanted(t->name, argc, argv))
+      continue;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     fflush(NULL);

@@ -250,18 +250,31 @@ collection_changed(cubeb *ctx, void *user)
                           0);
 }
 
+/*
+ * libcubeb keeps a callback and a user pointer per direction, and pulse
+ * asserts at cubeb_destroy that every one of them is NULL: so a disable
+ * passes NULL for both, and the directions registered are remembered one
+ * by one, for the teardown to clear. A shared context has one
+ * registration for every client, which one client could take from
+ * another: it is refused there.
+ */
 static int
 handle_register_collection(struct aipc_client *c, struct aipc_request *req)
 {
   const struct aipc_register_collection_changed *q = (const void *)req->body;
   if (q->type == 0)
     return -EINVAL;
+  if (aipc_server_context_is_shared(c->server))
+    return -EOPNOTSUPP;
   int r = aipc_errno_from_cubeb(cubeb_register_device_collection_changed(
       c->ctx, (cubeb_device_type)q->type, q->enable ? collection_changed : NULL,
-      c));
+      q->enable ? c : NULL));
   if (r < 0)
     return r;
-  c->collection_registered = q->enable ? q->type : 0;
+  if (q->enable)
+    c->collection_registered |= q->type;
+  else
+    c->collection_registered &= ~q->type;
   return reply_empty(req);
 }
 

@@ -93,6 +93,8 @@ void aipc_server_enqueue(struct aipc_server *server, struct aipc_queue *queue,
 void aipc_server_close_queue(struct aipc_server *server,
                              struct aipc_queue *queue);
 const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
+/* Whether every client shares one cubeb context (AUDIOIPC_SHARED_CONTEXT). */
+bool aipc_server_context_is_shared(const struct aipc_server *server);
 int64_t aipc_server_deadline_min(const struct aipc_server *server);
 struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
 struct aipc_rtkit *aipc_server_rtkit(struct aipc_server *server);

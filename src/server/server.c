@@ -132,6 +132,12 @@ audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
   return 0;
 }
 
+bool
+aipc_server_context_is_shared(const struct aipc_server *server)
+{
+  return server->shared_ctx != NULL;
+}
+
 int64_t
 aipc_server_deadline_min(const struct aipc_server *server)
 {
