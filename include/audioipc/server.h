@@ -96,9 +96,8 @@ AUDIOIPC_EXPORT void audioipc_server_stop(void *server);
 
 /*
  * Limits on what one client may ask of the server. Going over one gets
- * the client an error reply to that request (or, for requests in flight,
- * to each request over the bound); the server and its other clients
- * carry on.
+ * the client an error reply to that request; the server and its other
+ * clients carry on.
  *
  * Not configurable, because the protocol fixes them: one message is at
  * most 64 KiB with at most 4 fds; strings at most 255 bytes; 128 devices
@@ -125,8 +124,11 @@ typedef struct {
    * returns gets one, kept until four later enumerations; an enumeration
    * that would go over the limit fails. Default 1024; 1..65536. */
   uint32_t device_tokens;
-  /* Requests of one client awaiting their answer; each one beyond gets
-   * an error reply at once (EBUSY). Default 64; 1..4096. */
+  /* Kept for compatibility; no effect. Each client's requests are read
+   * by a thread of its own, one at a time, each once the one before has
+   * been answered: the others wait in the client's socket, whose buffer
+   * bounds them, and none is refused for being too many. Default 64;
+   * 1..4096. */
   uint32_t requests_in_flight;
   /* Channels of a stream's input or output. Default 8; 1..32 (the
    * backend may refuse more than it supports). */

@@ -678,8 +678,11 @@ struct aipc_session {
   const struct aipc_protocol *protocol;
   struct aipc_session_handlers handlers;
   void *data;
-  bool greeted; /* loop thread only, like `closed` */
+  bool owner_reads;
+  /* The reading thread's (the loop's, or the owner's). */
+  bool greeted;
   bool closed;
+  int close_error;
 };
 
 static void
@@ -707,10 +710,20 @@ aipc_session_close(struct aipc_session *s, int error)
   if (s->closed)
     return;
   s->closed = true;
-  stop_reading(s);
+  s->close_error = error;
+  /* The loop's source stays for an owner that reads: it still writes
+   * what is queued until aipc_session_destroy. */
+  if (!s->owner_reads)
+    stop_reading(s);
   shutdown(aipc_conn_fd(s->conn), SHUT_RDWR);
   if (s->handlers.closed)
     s->handlers.closed(s->data, error);
+}
+
+void
+aipc_session_shutdown(struct aipc_session *s)
+{
+  shutdown(aipc_conn_fd(s->conn), SHUT_RDWR);
 }
 
 void
@@ -826,20 +839,11 @@ out:
   aipc_msg_free(msg);
 }
 
+/* Reads and handles up to READ_BATCH messages. The reading thread. */
 static void
-session_on_fd(void *data, uint32_t events)
+read_batch(struct aipc_session *s)
 {
-  struct aipc_session *s = data;
-  /* The closed handler may drop the owner's reference. */
-  atomic_fetch_add(&s->refs, 1);
-  if (events & EPOLLOUT) {
-    int r = aipc_conn_flush(s->conn);
-    if (r < 0 && r != -EAGAIN)
-      aipc_session_close(s, r);
-  }
-  for (int i = 0; i < READ_BATCH && !s->closed &&
-                  (events & (EPOLLIN | EPOLLHUP | EPOLLERR));
-       i++) {
+  for (int i = 0; i < READ_BATCH && !s->closed; i++) {
     struct aipc_msg *msg;
     int r = aipc_conn_recv(s->conn, &msg);
     if (r == -EAGAIN)
@@ -849,7 +853,41 @@ session_on_fd(void *data, uint32_t events)
     else
       session_dispatch(s, msg);
   }
+}
+
+static void
+session_on_fd(void *data, uint32_t events)
+{
+  struct aipc_session *s = data;
+  /* The closed handler may drop the owner's reference. */
+  atomic_fetch_add(&s->refs, 1);
+  if (events & EPOLLOUT) {
+    int r = aipc_conn_flush(s->conn);
+    /* The owner's reader sees the hang-up and closes the session. */
+    if (r < 0 && r != -EAGAIN && s->owner_reads)
+      aipc_session_shutdown(s);
+    else if (r < 0 && r != -EAGAIN)
+      aipc_session_close(s, r);
+  }
+  if (!s->owner_reads && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    read_batch(s);
   session_unref(s);
+}
+
+int
+aipc_session_read(struct aipc_session *s, int timeout_ms)
+{
+  if (!s->closed) {
+    struct pollfd p = {.fd = aipc_conn_fd(s->conn), .events = POLLIN};
+    int ready = poll(&p, 1, timeout_ms);
+    if (ready < 0 && errno != EINTR)
+      aipc_session_close(s, -errno);
+    else if (ready == 0)
+      return -ETIMEDOUT;
+    else if (ready > 0)
+      read_batch(s);
+  }
+  return s->closed ? s->close_error : 0;
 }
 
 int
@@ -877,8 +915,12 @@ aipc_session_new(struct aipc_loop *loop, int fd,
   s->protocol = protocol;
   s->handlers = *handlers;
   s->data = data;
-  r = aipc_loop_add_fd(loop, aipc_conn_fd(s->conn), EPOLLIN, session_on_fd, s,
-                       &s->source);
+  s->owner_reads = params && params->owner_reads;
+  if (s->owner_reads)
+    aipc_conn_watch_input(s->conn, false);
+  r = aipc_loop_add_fd(loop, aipc_conn_fd(s->conn),
+                       s->owner_reads ? EPOLLONESHOT : EPOLLIN, session_on_fd,
+                       s, &s->source);
   if (r < 0) {
     aipc_conn_destroy(s->conn);
     free(s);

@@ -19,11 +19,13 @@
  * loop thread, in order, whoever read them; events the server sent
  * before a reply have reached the callback before that call returns.
  *
- * Server: a session reads requests on the loop thread and checks each in
- * a fixed order (header, size, opcode, fd count, field decode) before it
- * reaches the handler; the first request must be a HELLO with our
- * protocol version. The handler answers, on any thread and at any later
- * time, with aipc_request_reply() or aipc_request_fail().
+ * Server: a session reads requests, on the loop thread or (`owner_reads`)
+ * on a thread of its owner's that calls aipc_session_read, and checks
+ * each in a fixed order (header, size, opcode, fd count, field decode)
+ * before it reaches the handler; the first request must be a HELLO with
+ * our protocol version. The handler answers, on any thread and at any
+ * later time, with aipc_request_reply() or aipc_request_fail(). Either
+ * way the loop thread writes what the socket could not take at once.
  */
 #ifndef AIPC_RPC_H
 #define AIPC_RPC_H
@@ -91,16 +93,20 @@ struct aipc_request {
 };
 
 struct aipc_session_handlers {
-  /* A valid request (never HELLO). Loop thread; takes `req`, which must
-   * be answered exactly once with aipc_request_reply/_fail. */
+  /* A valid request (never HELLO), on the thread that reads; takes
+   * `req`, which must be answered exactly once with
+   * aipc_request_reply/_fail. */
   void (*request)(void *data, struct aipc_request *req);
-  /* The connection ended (hang-up or protocol error). Loop thread, once;
-   * the owner then calls aipc_session_destroy. */
+  /* The connection ended (hang-up or protocol error), once, on the thread
+   * that reads; the owner then calls aipc_session_destroy (on the loop
+   * thread). May be NULL when the owner reads. */
   void (*closed)(void *data, int error);
 };
 
 struct aipc_session_params {
   uint32_t max_in_flight; /* requests awaiting an answer; 0 = 64 */
+  /* The owner's thread reads (aipc_session_read), not the loop thread. */
+  bool owner_reads;
 };
 
 /* Takes `fd`, also on failure. Loop thread only. */
@@ -115,8 +121,21 @@ int aipc_session_new(struct aipc_loop *loop, int fd,
 void aipc_session_destroy(struct aipc_session *session);
 
 /* Ends the connection now, as for a protocol error: the peer sees a
- * hang-up and `closed` is called. Loop thread only. */
+ * hang-up and `closed` is called. On the thread that reads. */
 void aipc_session_close(struct aipc_session *session, int error);
+
+/* Hangs up on the peer; the thread that reads then sees the connection
+ * end. Any thread. */
+void aipc_session_shutdown(struct aipc_session *session);
+
+/*
+ * For a session whose owner reads: waits up to `timeout_ms` (negative:
+ * without end) for requests and handles those that arrived (the handler
+ * runs on this thread). Returns 0, -ETIMEDOUT if nothing came, or, once
+ * the connection has ended, the error it ended with (-ECONNRESET for a
+ * hang-up). One thread at a time.
+ */
+int aipc_session_read(struct aipc_session *session, int timeout_ms);
 
 /* Answers `req` and frees it. Any thread. A failure to send (the client
  * is gone or not reading) is returned; the session notices on its own. */

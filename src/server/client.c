@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * One client of the server: its connection, its cubeb context, its
- * streams and its device tokens. Requests arrive on the loop thread and
- * run in order on the worker pool (aipc_client_handle); everything below
- * but the session callbacks runs there, one request at a time.
+ * streams and its device tokens, and the thread of its own that reads its
+ * requests and handles them one at a time; everything below runs there
+ * unless it says otherwise. A backend call that blocks (a pulse context
+ * lock held by a stalled stream, a slow enumeration) holds up this client
+ * alone.
  */
 #include "server-private.h"
 
@@ -11,6 +13,7 @@
 #include "log.h"
 #include "protocol.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,14 +34,14 @@ struct aipc_client {
   struct aipc_server *server;
   struct aipc_loop *loop;
   struct aipc_session *session;
-  struct aipc_queue queue;
+  pthread_t thread;
   unsigned number;
   pid_t pid;
   int pidfd; /* the process the embedder vouched for, or -1 */
   size_t shm_area_size;
   struct aipc_limits limits; /* the server's when we were made */
 
-  /* Worker thread only (the serial queue). */
+  /* The client's thread only. */
   cubeb *ctx;
   struct aipc_sstream **streams;
   uint32_t nstreams;
@@ -401,8 +404,7 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                   .output = q->has_output ? &out : NULL,
                                   .latency_frames = q->latency_frames,
                                   .shm_max = (uint32_t)shm_max,
-                                  .deadline_min_ns =
-                                      aipc_server_deadline_min(c->server)};
+                                  .deadline = aipc_server_deadline(c->server)};
   if ((r = resolve_token(c, q->has_input ? q->input_device : 0,
                          &p.input_device)) < 0 ||
       (r = resolve_token(c, q->has_output ? q->output_device : 0,
@@ -459,13 +461,17 @@ handle_stream_destroy(struct aipc_client *c, struct aipc_request *req)
   return reply_empty(req);
 }
 
+/* A backend call on the stream a request names, if the stream is still
+ * usable (aipc_sstream_usable). */
 #define STREAM_CALL(call)                                                      \
   do {                                                                         \
     struct aipc_sstream *s = request_stream(c, req);                           \
     if (!s)                                                                    \
       return 0;                                                                \
     cubeb_stream *stm = aipc_sstream_backend(s);                               \
-    int r = aipc_errno_from_cubeb(call);                                       \
+    int r = aipc_sstream_usable(s);                                            \
+    if (r == 0)                                                                \
+      r = aipc_errno_from_cubeb(call);                                         \
     if (r < 0)                                                                 \
       return r;                                                                \
   } while (0)
@@ -473,15 +479,21 @@ handle_stream_destroy(struct aipc_client *c, struct aipc_request *req)
 static int
 handle_stream_start(struct aipc_client *c, struct aipc_request *req)
 {
-  STREAM_CALL(cubeb_stream_start(stm));
-  return reply_empty(req);
+  struct aipc_sstream *s = request_stream(c, req);
+  if (!s)
+    return 0;
+  int r = aipc_sstream_start(s);
+  return r < 0 ? r : reply_empty(req);
 }
 
 static int
 handle_stream_stop(struct aipc_client *c, struct aipc_request *req)
 {
-  STREAM_CALL(cubeb_stream_stop(stm));
-  return reply_empty(req);
+  struct aipc_sstream *s = request_stream(c, req);
+  if (!s)
+    return 0;
+  int r = aipc_sstream_stop(s);
+  return r < 0 ? r : reply_empty(req);
 }
 
 static int
@@ -534,7 +546,9 @@ handle_current_device(struct aipc_client *c, struct aipc_request *req)
     return 0;
   cubeb_stream *stm = aipc_sstream_backend(s);
   cubeb_device *dev = NULL;
-  int r = aipc_errno_from_cubeb(cubeb_stream_get_current_device(stm, &dev));
+  int r = aipc_sstream_usable(s);
+  if (r == 0)
+    r = aipc_errno_from_cubeb(cubeb_stream_get_current_device(stm, &dev));
   if (r < 0)
     return r;
   char out_buf[AIPC_NAME_MAX + 1], in_buf[AIPC_NAME_MAX + 1];
@@ -623,9 +637,10 @@ static const handler_fn handlers[AIPC_OP_COUNT] = {
     [AIPC_OP_PROMOTE_THREAD] = handle_promote_thread,
 };
 
-void
-aipc_client_handle(struct aipc_client *c, struct aipc_request *req)
+static void
+handle_request(void *data, struct aipc_request *req)
 {
+  struct aipc_client *c = data;
   handler_fn fn = req->opcode < AIPC_OP_COUNT ? handlers[req->opcode] : NULL;
   int r;
   if (!fn)
@@ -641,20 +656,7 @@ aipc_client_handle(struct aipc_client *c, struct aipc_request *req)
 
 /* --- Lifetime ----------------------------------------------------------- */
 
-static void
-session_request(void *data, struct aipc_request *req)
-{
-  struct aipc_client *c = data;
-  aipc_server_enqueue(c->server, &c->queue, req);
-}
-
-static void
-session_closed(void *data, int error)
-{
-  struct aipc_client *c = data;
-  (void)error;
-  aipc_server_close_queue(c->server, &c->queue);
-}
+static void client_main(void *data);
 
 static void
 client_free_tables(struct aipc_client *c)
@@ -694,15 +696,21 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   c->pid = pid;
   c->shm_area_size = shm_area_size;
   c->limits = *l;
-  c->queue.tail = &c->queue.head;
-  c->queue.client = c;
 
   static const struct aipc_session_handlers session_handlers = {
-      .request = session_request, .closed = session_closed};
-  struct aipc_session_params params = {.max_in_flight = l->requests_in_flight};
+      .request = handle_request};
+  struct aipc_session_params params = {.max_in_flight = l->requests_in_flight,
+                                       .owner_reads = true};
   int r = aipc_session_new(loop, fd, &aipc_protocol, &params, &session_handlers,
                            c, &c->session);
   if (r < 0) {
+    client_free_tables(c);
+    return r;
+  }
+  r = aipc_thread_start(&c->thread, "aipc-client",
+                        aipc_server_thread_hooks(server), client_main, c);
+  if (r < 0) {
+    aipc_session_destroy(c->session);
     client_free_tables(c);
     return r;
   }
@@ -713,21 +721,29 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
 void
 aipc_client_disconnect(struct aipc_client *c)
 {
-  aipc_session_close(c->session, -ESHUTDOWN);
+  aipc_session_shutdown(c->session);
 }
 
+/* Loop thread: the client's thread has torn everything down and is
+ * leaving. */
 static void
 client_free(void *data)
 {
   struct aipc_client *c = data;
+  pthread_join(c->thread, NULL);
   aipc_session_destroy(c->session);
   aipc_server_client_gone(c->server, c);
   client_free_tables(c);
 }
 
-void
-aipc_client_teardown(struct aipc_client *c)
+static void
+teardown(struct aipc_client *c)
 {
+  /* First no stream waits for the client any more, then they go one by
+   * one: a client that hangs up with many stalled streams costs at most
+   * one deadline per backend thread, not one per stream. */
+  for (uint32_t i = 0; i < c->nstreams; i++)
+    aipc_sstream_cancel(c->streams[i]);
   while (c->nstreams)
     remove_stream(c, c->nstreams - 1);
   if (c->ctx) {
@@ -739,7 +755,18 @@ aipc_client_teardown(struct aipc_client *c)
     aipc_server_cubeb_release(c->server, c->ctx);
     c->ctx = NULL;
   }
-  /* The session belongs to the loop thread. */
-  if (aipc_loop_post(c->loop, client_free, c) < 0)
-    client_free(c);
+}
+
+static void
+client_main(void *data)
+{
+  struct aipc_client *c = data;
+  while (aipc_session_read(c->session, -1) == 0)
+    ;
+  teardown(c);
+  /* The session belongs to the loop thread, which also joins us. The loop
+   * outlives every client (audioipc_server_stop waits for them), so only
+   * a lack of memory can refuse this, for a moment. */
+  while (aipc_loop_post(c->loop, client_free, c) == -ENOMEM)
+    usleep(1000);
 }

@@ -29,21 +29,20 @@ struct aipc_server;
 struct aipc_client;
 struct aipc_sstream;
 
-/* A client's serial queue: its requests run in order, one at a time, on
- * the server's worker pool. Guarded by the server's queue lock. */
-struct aipc_queue {
-  struct aipc_request *head, **tail;
-  bool scheduled; /* on the runnable list, or running */
-  bool closing;   /* tear the client down once the queue is empty */
-  struct aipc_queue *next_runnable;
-  struct aipc_client *client;
+/*
+ * A client that does not answer a callback in time gets silence. It may
+ * take as long as the callback's frames last, but at least `min_ns` (so
+ * that a loaded machine's scheduling jitter does not turn into silence)
+ * and at most `max_ns` (so that a stalled client holds a backend thread,
+ * and on pulse its context's lock, for at most that long). On a virtual
+ * device with a fast clock, time means nothing to the backend and a
+ * generous bound keeps results deterministic on a loaded machine.
+ */
+struct aipc_deadline {
+  int64_t min_ns, max_ns;
 };
-
-/* A client that does not answer a request in time gets silence; the
- * deadline is the request's own duration, but never less than this. On a
- * virtual device with a fast clock, time means nothing to the backend and
- * a generous bound keeps results deterministic on a loaded machine. */
 #define AIPC_DEADLINE_MIN_NS (10 * 1000 * 1000)
+#define AIPC_DEADLINE_MAX_NS (20 * 1000 * 1000)
 #define AIPC_DEADLINE_FAST_CLOCK_NS (1000 * 1000 * 1000)
 
 /* --- stats.c ----------------------------------------------------------- */
@@ -86,16 +85,13 @@ int aipc_stats_export(struct aipc_stats_registry *registry,
  * one), and gives it back. */
 int aipc_server_cubeb_init(struct aipc_server *server, cubeb **ctx);
 void aipc_server_cubeb_release(struct aipc_server *server, cubeb *ctx);
-/* Queues a request on a client's serial queue. Loop thread. */
-void aipc_server_enqueue(struct aipc_server *server, struct aipc_queue *queue,
-                         struct aipc_request *req);
-/* Asks for the client's teardown after its queued requests. Loop thread. */
-void aipc_server_close_queue(struct aipc_server *server,
-                             struct aipc_queue *queue);
+/* The embedder's hooks, for the threads the server starts. */
+const struct aipc_thread_hooks *
+aipc_server_thread_hooks(const struct aipc_server *server);
 const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
 /* Whether every client shares one cubeb context (AUDIOIPC_SHARED_CONTEXT). */
 bool aipc_server_context_is_shared(const struct aipc_server *server);
-int64_t aipc_server_deadline_min(const struct aipc_server *server);
+struct aipc_deadline aipc_server_deadline(const struct aipc_server *server);
 struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
 struct aipc_rtkit *aipc_server_rtkit(struct aipc_server *server);
 struct aipc_event_queue *aipc_server_events(struct aipc_server *server);
@@ -141,17 +137,15 @@ int aipc_promote_client_thread(struct aipc_rtkit *rtkit, pid_t pid, int pidfd,
 /* --- client.c ---------------------------------------------------------- */
 
 /* Loop thread. Takes fd and pidfd (the client process's, or -1), also
- * on failure. */
+ * on failure. Starts the client's own thread, which reads its requests
+ * and handles them one at a time; once the client hangs up, that thread
+ * destroys its streams and context, then the client is freed on the loop
+ * thread and the server told (aipc_server_client_gone). */
 int aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
                     unsigned number, pid_t pid, int pidfd, size_t shm_area_size,
                     struct aipc_client **out);
-/* Handles one request (answering it): on a worker thread, or on the loop
- * thread for a quick one when nothing of the client's is queued. */
-void aipc_client_handle(struct aipc_client *client, struct aipc_request *req);
-/* Worker thread: destroys the client's streams and context, then frees it
- * (on the loop thread) and tells the server. */
-void aipc_client_teardown(struct aipc_client *client);
-/* Loop thread: ends the connection (server stop). */
+/* Ends the connection (server stop): the client's thread then tears it
+ * down. Any thread. */
 void aipc_client_disconnect(struct aipc_client *client);
 /* Raises an event for the client: any thread, real-time safe; it is
  * sent from the loop thread. STREAM_STATE_EVENT: stream `a`, state `b`;
@@ -173,21 +167,32 @@ struct aipc_sstream_params {
   cubeb_stream_params *input, *output; /* NULL for an absent direction */
   uint32_t latency_frames;
   uint32_t shm_max; /* bytes; 0: no bound but the server's */
-  int64_t deadline_min_ns;
+  struct aipc_deadline deadline;
   struct aipc_stream_stats *stats; /* taken; retired with the stream */
   struct aipc_stats_registry *registry;
 };
 
-/* Worker thread. Creates the shared memory and the backend stream. */
+/* The client's thread, like the rest but the data path. Creates the
+ * shared memory and the backend stream. */
 int aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
                      const struct aipc_sstream_params *params,
                      struct aipc_sstream **out);
+/* From now on the stream asks its client nothing (a wait in progress ends
+ * by its deadline): the stream is about to go. */
+void aipc_sstream_cancel(struct aipc_sstream *stream);
 void aipc_sstream_destroy(struct aipc_sstream *stream);
 uint32_t aipc_sstream_id(const struct aipc_sstream *stream);
 cubeb_stream *aipc_sstream_backend(const struct aipc_sstream *stream);
 const struct aipc_shm *aipc_sstream_shm(const struct aipc_sstream *stream);
 const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *stream);
+/* The backend guard: each request reaches libcubeb only in a state its
+ * backends accept (docs/design-notes.md). Start and stop; 0 or -errno. */
+int aipc_sstream_start(struct aipc_sstream *stream);
+int aipc_sstream_stop(struct aipc_sstream *stream);
+/* -EIO once the backend reported an error: then nothing but a stop or
+ * destroy reaches it. */
+int aipc_sstream_usable(const struct aipc_sstream *stream);
 int aipc_sstream_register_device_changed(struct aipc_sstream *stream,
                                          bool enable);
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The server: the public API, one event-loop thread doing the socket I/O
- * of every client, and a small worker pool that runs each client's
- * requests in order on that client's serial queue, so a slow libcubeb
- * call from one client never delays another client.
+ * The server: the public API, the list of clients and one event-loop
+ * thread that sends what cannot go at once (replies a full socket could
+ * not take, client events). Each client has a thread of its own that
+ * reads and handles its requests (client.c), so a slow or blocked
+ * libcubeb call of one client never delays another, and nothing on the
+ * loop thread ever calls into a backend.
  */
 #include "audioipc/server.h"
 
@@ -18,30 +20,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define WORKERS 4
-
 struct aipc_server {
   char *context_name;
   char *backend;         /* libcubeb backend name, or NULL for the default */
   char *virtual_options; /* set when the backend is the virtual device */
   cubeb *shared_ctx;     /* with AUDIOIPC_SHARED_CONTEXT=1 */
   struct aipc_limits limits;
-  int64_t deadline_min_ns;
+  struct aipc_deadline deadline;
   struct aipc_thread_hooks hooks;
   struct aipc_loop *loop;
-  pthread_t workers[WORKERS];
 
-  pthread_mutex_t lock; /* guards everything below and every queue */
-  pthread_cond_t work;  /* a queue became runnable, or quit */
+  pthread_mutex_t lock; /* guards everything below */
   pthread_cond_t gone;  /* a client finished its teardown */
-  struct aipc_queue *runnable, **runnable_tail;
   struct aipc_client **clients;
   size_t nclients, clients_cap;
   unsigned clients_made;
   struct aipc_stats_registry *stats;
   struct aipc_rtkit *rtkit;
   struct aipc_event_queue *events;
-  bool quit;
 };
 
 static const struct aipc_limits default_limits = {
@@ -138,10 +134,10 @@ aipc_server_context_is_shared(const struct aipc_server *server)
   return server->shared_ctx != NULL;
 }
 
-int64_t
-aipc_server_deadline_min(const struct aipc_server *server)
+struct aipc_deadline
+aipc_server_deadline(const struct aipc_server *server)
 {
-  return server->deadline_min_ns;
+  return server->deadline;
 }
 
 static int
@@ -176,110 +172,10 @@ aipc_server_cubeb_release(struct aipc_server *server, cubeb *ctx)
     cubeb_destroy(ctx);
 }
 
-/* --- Worker pool -------------------------------------------------------- */
-
-/* Called with the lock held. */
-static void
-make_runnable(struct aipc_server *server, struct aipc_queue *q)
+const struct aipc_thread_hooks *
+aipc_server_thread_hooks(const struct aipc_server *server)
 {
-  q->next_runnable = NULL;
-  *server->runnable_tail = q;
-  server->runnable_tail = &q->next_runnable;
-  pthread_cond_signal(&server->work);
-}
-
-/* Requests that only read or set a value of a stream the backend keeps
- * at hand, never create or wait for anything. */
-static bool
-is_quick(uint16_t opcode)
-{
-  switch (opcode) {
-  case AIPC_OP_PING:
-  case AIPC_OP_STREAM_GET_POSITION:
-  case AIPC_OP_STREAM_GET_LATENCY:
-  case AIPC_OP_STREAM_GET_INPUT_LATENCY:
-  case AIPC_OP_STREAM_SET_VOLUME:
-    return true;
-  default:
-    return false;
-  }
-}
-
-void
-aipc_server_enqueue(struct aipc_server *server, struct aipc_queue *q,
-                    struct aipc_request *req)
-{
-  req->next = NULL;
-  pthread_mutex_lock(&server->lock);
-  /* A quick request from a client with nothing queued or running is
-   * answered right here on the loop thread: two thread hand-offs fewer,
-   * and the client's order holds (nothing of it is ahead). Its context is
-   * its own, so no other client's slow call can hold it up. */
-  bool now = is_quick(req->opcode) && !q->scheduled && !q->closing &&
-             !server->shared_ctx;
-  if (!now) {
-    *q->tail = req;
-    q->tail = &req->next;
-    if (!q->scheduled) {
-      q->scheduled = true;
-      make_runnable(server, q);
-    }
-  }
-  pthread_mutex_unlock(&server->lock);
-  if (now)
-    aipc_client_handle(q->client, req);
-}
-
-void
-aipc_server_close_queue(struct aipc_server *server, struct aipc_queue *q)
-{
-  pthread_mutex_lock(&server->lock);
-  q->closing = true;
-  if (!q->scheduled) {
-    q->scheduled = true;
-    make_runnable(server, q);
-  }
-  pthread_mutex_unlock(&server->lock);
-}
-
-static void
-worker_main(void *data)
-{
-  struct aipc_server *server = data;
-  pthread_mutex_lock(&server->lock);
-  while (!server->quit) {
-    struct aipc_queue *q = server->runnable;
-    if (!q) {
-      pthread_cond_wait(&server->work, &server->lock);
-      continue;
-    }
-    server->runnable = q->next_runnable;
-    if (!server->runnable)
-      server->runnable_tail = &server->runnable;
-
-    struct aipc_request *req = q->head;
-    if (req) {
-      q->head = req->next;
-      if (!q->head)
-        q->tail = &q->head;
-    } else if (q->closing) {
-      /* Nothing left to answer: the client goes. */
-      pthread_mutex_unlock(&server->lock);
-      aipc_client_teardown(q->client);
-      pthread_mutex_lock(&server->lock);
-      continue;
-    }
-    pthread_mutex_unlock(&server->lock);
-    if (req)
-      aipc_client_handle(q->client, req);
-    pthread_mutex_lock(&server->lock);
-    /* Back of the line, so one busy client cannot starve the others. */
-    if (q->head || q->closing)
-      make_runnable(server, q);
-    else
-      q->scheduled = false;
-  }
-  pthread_mutex_unlock(&server->lock);
+  return &server->hooks;
 }
 
 /* --- Clients ------------------------------------------------------------ */
@@ -451,20 +347,8 @@ server_free(struct aipc_server *server)
   free(server->backend);
   free(server->virtual_options);
   pthread_cond_destroy(&server->gone);
-  pthread_cond_destroy(&server->work);
   pthread_mutex_destroy(&server->lock);
   free(server);
-}
-
-static void
-stop_workers(struct aipc_server *server, unsigned started)
-{
-  pthread_mutex_lock(&server->lock);
-  server->quit = true;
-  pthread_cond_broadcast(&server->work);
-  pthread_mutex_unlock(&server->lock);
-  for (unsigned i = 0; i < started; i++)
-    pthread_join(server->workers[i], NULL);
 }
 
 void *
@@ -475,9 +359,7 @@ audioipc_server_start(const char *context_name, const char *backend_name,
   if (!server)
     return NULL;
   pthread_mutex_init(&server->lock, NULL);
-  pthread_cond_init(&server->work, NULL);
   pthread_cond_init(&server->gone, NULL);
-  server->runnable_tail = &server->runnable;
   server->limits = default_limits;
   server->rtkit = aipc_rtkit_new();
   if (!server->rtkit || aipc_stats_registry_new(&server->stats) < 0) {
@@ -491,10 +373,12 @@ audioipc_server_start(const char *context_name, const char *backend_name,
         strdup(backend_name[7] == ':' ? backend_name + 8 : "");
   else if (backend_name)
     server->backend = strdup(backend_name);
-  server->deadline_min_ns =
-      server->virtual_options && strstr(server->virtual_options, "clock=fast")
-          ? AIPC_DEADLINE_FAST_CLOCK_NS
-          : AIPC_DEADLINE_MIN_NS;
+  if (server->virtual_options && strstr(server->virtual_options, "clock=fast"))
+    server->deadline = (struct aipc_deadline){AIPC_DEADLINE_FAST_CLOCK_NS,
+                                              AIPC_DEADLINE_FAST_CLOCK_NS};
+  else
+    server->deadline =
+        (struct aipc_deadline){AIPC_DEADLINE_MIN_NS, AIPC_DEADLINE_MAX_NS};
   if (params) {
     server->hooks.create = params->thread_create_callback;
     server->hooks.destroy = params->thread_destroy_callback;
@@ -522,16 +406,6 @@ audioipc_server_start(const char *context_name, const char *backend_name,
     aipc_loop_destroy(server->loop);
     server_free(server);
     return NULL;
-  }
-  for (unsigned i = 0; i < WORKERS; i++) {
-    if (aipc_thread_start(&server->workers[i], "aipc-worker", &server->hooks,
-                          worker_main, server) < 0) {
-      stop_workers(server, i);
-      aipc_event_queue_destroy(server->events);
-      aipc_loop_destroy(server->loop);
-      server_free(server);
-      return NULL;
-    }
   }
   return server;
 }
@@ -563,7 +437,6 @@ audioipc_server_stop(void *handle)
   while (server->nclients)
     pthread_cond_wait(&server->gone, &server->lock);
   pthread_mutex_unlock(&server->lock);
-  stop_workers(server, WORKERS);
   aipc_event_queue_destroy(server->events);
   aipc_loop_destroy(server->loop);
   server_free(server);

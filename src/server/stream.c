@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * A server stream: the backend's cubeb stream and the shared memory that
- * carries each of its callbacks to the client's callback thread.
+ * A server stream: the backend's cubeb stream, the shared memory that
+ * carries each of its callbacks to the client's callback thread, and the
+ * guard that keeps every request of the client within what libcubeb's
+ * backends accept (docs/design-notes.md, "The backend guard").
  */
 #include "server-private.h"
 
@@ -25,12 +27,24 @@ struct aipc_sstream {
   uint8_t *input_area, *output_area;
   uint32_t in_frame_bytes, out_frame_bytes;
   int64_t ns_per_frame_x1024; /* for deadlines, fixed point */
-  int64_t deadline_min_ns;
+  int64_t deadline_min_ns, deadline_max_ns;
+
+  /* The client's thread only. */
+  bool started; /* the backend was started and not stopped since */
+  bool device_changed_registered;
+
+  /* Shared with the backend's threads. */
+  atomic_bool failed;    /* the backend reported CUBEB_STATE_ERROR */
+  atomic_bool draining;  /* the audio thread began a drain; not DRAINED yet */
+  atomic_bool starting;  /* the client's thread is in the backend's start */
+  atomic_bool cancelled; /* the stream goes: ask the client nothing more */
 
   /* Audio thread only. */
   uint32_t seq;
   bool awaiting; /* the last request missed its deadline, still unanswered */
+  bool drain_deferred; /* a drain met a start: drain at the next callback */
   int64_t asked_at;
+  int64_t deadline; /* of the callback in progress */
   uint32_t asked_frames;
   bool split_asked; /* split_begin asked the client this period */
 
@@ -48,6 +62,8 @@ frame_bytes(const cubeb_stream_params *p)
                                                                          : 4;
   return sample * p->channels;
 }
+
+/* --- The data path (the backend's audio thread) ----------------------------- */
 
 /* Waits for the client's answer to request `seq`, until the deadline. */
 static bool
@@ -67,8 +83,8 @@ await_response(struct aipc_stream_ctl *ctl, uint32_t seq, int64_t deadline)
   return true;
 }
 
-/* Audio thread: counts one wait (lock-free; clock_gettime is a vDSO
- * call, not a syscall). */
+/* Counts one wait (lock-free; clock_gettime is a vDSO call, not a
+ * syscall). */
 static void
 count_wait(struct aipc_stream_stats *st, int64_t since)
 {
@@ -83,6 +99,24 @@ count_wait(struct aipc_stream_stats *st, int64_t since)
     ;
 }
 
+/*
+ * How long the client may take to answer a callback of `frames` frames:
+ * as long as they last, within [deadline_min, deadline_max]. Every chunk
+ * of one callback shares that one deadline, so a client holds a backend
+ * thread (and, on pulse, its context's lock) for at most deadline_max
+ * per callback whatever the request's length.
+ */
+static int64_t
+callback_deadline(const struct aipc_sstream *s, int64_t now, long frames)
+{
+  int64_t wait = ((int64_t)frames * s->ns_per_frame_x1024) >> 10;
+  if (wait < s->deadline_min_ns)
+    wait = s->deadline_min_ns;
+  if (wait > s->deadline_max_ns)
+    wait = s->deadline_max_ns;
+  return now + wait;
+}
+
 /* What collect() makes of a request. */
 enum {
   ANSWER_MISSED = -1, /* late, or out of range: play silence */
@@ -90,14 +124,16 @@ enum {
 };
 
 /*
- * Audio thread (this and collect): asks the client for `chunk` frames,
- * with `in` (or NULL) as their input. Returns false, asking nothing, while
- * the client has not answered a request that missed its deadline.
+ * Asks the client for `chunk` frames, with `in` (or NULL) as their input.
+ * Returns false, asking nothing, while the client has not answered a
+ * request that missed its deadline, or once the stream is going.
  */
 static bool
 ask(struct aipc_sstream *s, const uint8_t *in, uint32_t chunk)
 {
   struct aipc_stream_ctl *ctl = s->ctl;
+  if (atomic_load_explicit(&s->cancelled, memory_order_relaxed))
+    return false;
   if (s->awaiting) {
     if (aipc_wake_load(&ctl->response) != s->seq)
       return false;
@@ -113,20 +149,17 @@ ask(struct aipc_sstream *s, const uint8_t *in, uint32_t chunk)
   return true;
 }
 
-/* Waits for the answer to the last request, until its deadline, and
- * copies its frames to `out` (or NULL). Returns the frame count, or one of
- * the ANSWER_ values. */
+/* Waits for the answer to the last request, until `deadline`, and copies
+ * its frames to `out` (or NULL). Returns the frame count, or one of the
+ * ANSWER_ values. */
 static int32_t
-collect(struct aipc_sstream *s, uint8_t *out)
+collect(struct aipc_sstream *s, uint8_t *out, int64_t deadline)
 {
   struct aipc_stream_ctl *ctl = s->ctl;
   uint32_t chunk = s->asked_frames;
-  int64_t wait = ((int64_t)chunk * s->ns_per_frame_x1024) >> 10;
-  if (wait < s->deadline_min_ns)
-    wait = s->deadline_min_ns;
   if (aipc_wake_load(&ctl->response) != s->seq)
     atomic_fetch_add_explicit(&s->stats->sleeps, 1, memory_order_relaxed);
-  bool answered = await_response(ctl, s->seq, s->asked_at + wait);
+  bool answered = await_response(ctl, s->seq, deadline);
   count_wait(s->stats, s->asked_at);
   if (!answered) {
     s->awaiting = true;
@@ -145,28 +178,63 @@ collect(struct aipc_sstream *s, uint8_t *out)
   return got;
 }
 
+static void
+fill_silence(struct aipc_sstream *s, uint8_t *out, long done, long nframes)
+{
+  if (out)
+    memset(out + (size_t)done * s->out_frame_bytes, 0,
+           (size_t)(nframes - done) * s->out_frame_bytes);
+}
+
 /* Silence for the rest of a callback whose client missed. */
 static long
 play_silence(struct aipc_sstream *s, uint8_t *out, long done, long nframes)
 {
   atomic_fetch_add_explicit(&s->stats->misses, 1, memory_order_relaxed);
-  if (out)
-    memset(out + (size_t)done * s->out_frame_bytes, 0,
-           (size_t)(nframes - done) * s->out_frame_bytes);
+  fill_silence(s, out, done, nframes);
   return nframes;
+}
+
+/*
+ * The client answered `done` of `nframes` frames: the stream drains. A
+ * backend with output then drains what it has (pulse arms a timer, and
+ * asserts if a start lets another short answer in before it fired). So a
+ * drain and the client thread's start must not cross: each side raises
+ * its flag, then reads the other's. If a start is under way, the drain
+ * waits for the next callback, and this one is padded with silence.
+ */
+static long
+drain(struct aipc_sstream *s, uint8_t *out, long done, long nframes)
+{
+  if (!out)
+    return done; /* input only: the backend just stops calling */
+  atomic_store(&s->draining, true);
+  if (atomic_load(&s->starting)) {
+    atomic_store(&s->draining, false);
+    s->drain_deferred = true;
+    fill_silence(s, out, done, nframes);
+    return nframes;
+  }
+  return done;
 }
 
 /*
  * The backend's data callback, on its audio thread: no allocation, no
  * lock, no syscall but the futex. Serves the backend's request in chunks
- * of at most frames_max; a client that misses a deadline gets silence for
- * the rest of the callback, and no new request until it has answered.
+ * of at most frames_max, all before one deadline; a client that misses
+ * it gets silence for the rest of the callback, and no new request until
+ * it has answered.
  */
 static long
 serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out, long nframes)
 {
-  long done = 0;
   atomic_fetch_add_explicit(&s->stats->callbacks, 1, memory_order_relaxed);
+  if (s->drain_deferred) {
+    s->drain_deferred = false;
+    return drain(s, out, 0, nframes);
+  }
+  long done = 0;
+  int64_t deadline = callback_deadline(s, aipc_now_ns(), nframes);
   while (done < nframes) {
     uint32_t chunk = (uint32_t)(nframes - done);
     if (chunk > s->layout.frames_max)
@@ -174,14 +242,15 @@ serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out, long nframes)
     if (!ask(s, in ? in + (size_t)done * s->in_frame_bytes : NULL, chunk))
       return play_silence(s, out, done, nframes);
     int32_t got =
-        collect(s, out ? out + (size_t)done * s->out_frame_bytes : NULL);
+        collect(s, out ? out + (size_t)done * s->out_frame_bytes : NULL,
+                deadline);
     if (got == ANSWER_FAILED)
       return CUBEB_ERROR;
     if (got == ANSWER_MISSED)
       return play_silence(s, out, done, nframes);
     done += got;
     if ((uint32_t)got < chunk)
-      return done; /* the client is draining */
+      return drain(s, out, done, nframes);
   }
   return nframes;
 }
@@ -200,7 +269,8 @@ data_callback(cubeb_stream *backend, void *user, const void *input,
 /*
  * Split-phase service for the virtual device, which asks every stream of
  * a period before it collects any answer, so that the clients run in
- * parallel and the device thread sleeps about once per period.
+ * parallel and the device thread sleeps about once per period; every
+ * stream of the period shares the device's deadline.
  */
 static void
 split_begin(void *user, const void *input, long frames)
@@ -212,13 +282,19 @@ split_begin(void *user, const void *input, long frames)
 }
 
 static long
-split_end(void *user, void *output, long frames)
+split_end(void *user, void *output, long frames, int64_t device_deadline)
 {
   struct aipc_sstream *s = user;
   aipc_rt_enter();
   atomic_fetch_add_explicit(&s->stats->callbacks, 1, memory_order_relaxed);
   long r;
-  int32_t got = s->split_asked ? collect(s, output) : ANSWER_MISSED;
+  int32_t got = ANSWER_MISSED;
+  if (s->split_asked) {
+    int64_t deadline = callback_deadline(s, s->asked_at, frames);
+    if (device_deadline >= 0 && device_deadline < deadline)
+      deadline = device_deadline;
+    got = collect(s, output, deadline);
+  }
   if (got == ANSWER_FAILED)
     r = CUBEB_ERROR;
   else if (got == ANSWER_MISSED)
@@ -241,10 +317,16 @@ state_callback(cubeb_stream *backend, void *user, cubeb_state state)
   struct aipc_sstream *s = user;
   /* Often on the backend's audio thread: real-time safe (see events.c). */
   aipc_rt_enter();
+  if (state == CUBEB_STATE_DRAINED)
+    atomic_store(&s->draining, false);
+  else if (state == CUBEB_STATE_ERROR)
+    atomic_store(&s->failed, true);
   aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
                           (uint32_t)state);
   aipc_rt_leave();
 }
+
+/* --- Lifetime ------------------------------------------------------------- */
 
 int
 aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
@@ -263,7 +345,8 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->out_frame_bytes = frame_bytes(p->output);
   uint32_t rate = p->output ? p->output->rate : p->input->rate;
   s->ns_per_frame_x1024 = (int64_t)1000000000 * 1024 / rate;
-  s->deadline_min_ns = p->deadline_min_ns;
+  s->deadline_min_ns = p->deadline.min_ns;
+  s->deadline_max_ns = p->deadline.max_ns;
   int r;
 
   /* Room for one latency's worth of frames (at least 512) per request;
@@ -316,10 +399,18 @@ fail:
 }
 
 void
+aipc_sstream_cancel(struct aipc_sstream *s)
+{
+  atomic_store(&s->cancelled, true);
+}
+
+void
 aipc_sstream_destroy(struct aipc_sstream *s)
 {
   if (!s)
     return;
+  /* A wait in progress ends by its deadline; no new one begins. */
+  aipc_sstream_cancel(s);
   /* cubeb_stream_destroy stops the stream: no callback runs after it. */
   cubeb_stream_destroy(s->backend);
   aipc_stats_retire(s->registry, s->stats);
@@ -351,6 +442,70 @@ aipc_sstream_layout(const struct aipc_sstream *s)
   return &s->layout;
 }
 
+/* --- The backend guard (the client's thread) ------------------------------- */
+
+int
+aipc_sstream_usable(const struct aipc_sstream *s)
+{
+  return atomic_load(&s->failed) ? -EIO : 0;
+}
+
+static void
+raise_state(struct aipc_sstream *s, cubeb_state state)
+{
+  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
+                          (uint32_t)state);
+}
+
+static int
+backend_stop(struct aipc_sstream *s)
+{
+  int r = aipc_errno_from_cubeb(cubeb_stream_stop(s->backend));
+  if (r == 0) {
+    s->started = false;
+    atomic_store(&s->draining, false);
+  }
+  return r;
+}
+
+/*
+ * A stream that reported an error is never started again (pulse would
+ * write to a dead stream and assert). One that drains is stopped first,
+ * which waits for the drain to end (at most twice the stream's latency
+ * on pulse, and only this client's thread waits); starting it while the
+ * backend drains is what pulse asserts on.
+ */
+int
+aipc_sstream_start(struct aipc_sstream *s)
+{
+  if (atomic_load(&s->failed))
+    return -EIO;
+  atomic_store(&s->starting, true);
+  int r = 0;
+  if (atomic_load(&s->draining))
+    r = backend_stop(s);
+  if (r == 0)
+    r = aipc_errno_from_cubeb(cubeb_stream_start(s->backend));
+  atomic_store(&s->starting, false);
+  if (r == 0)
+    s->started = true;
+  return r;
+}
+
+/* A stop of a stream that does not run never reaches the backend (it
+ * tells the client STOPPED, as a backend would). */
+int
+aipc_sstream_stop(struct aipc_sstream *s)
+{
+  if (atomic_load(&s->failed))
+    return 0;
+  if (!s->started) {
+    raise_state(s, CUBEB_STATE_STOPPED);
+    return 0;
+  }
+  return backend_stop(s);
+}
+
 static void
 device_changed_callback(void *user)
 {
@@ -359,9 +514,17 @@ device_changed_callback(void *user)
                           0);
 }
 
+/* Registering twice, or unregistering what is not registered, changes
+ * nothing and never reaches the backend. */
 int
 aipc_sstream_register_device_changed(struct aipc_sstream *s, bool enable)
 {
-  return aipc_errno_from_cubeb(cubeb_stream_register_device_changed_callback(
+  int r = aipc_sstream_usable(s);
+  if (r < 0 || enable == s->device_changed_registered)
+    return r;
+  r = aipc_errno_from_cubeb(cubeb_stream_register_device_changed_callback(
       s->backend, enable ? device_changed_callback : NULL));
+  if (r == 0)
+    s->device_changed_registered = enable;
+  return r;
 }

@@ -300,14 +300,23 @@ stream_free(struct cubeb_stream *stm)
   free(stm);
 }
 
-/* Clock thread, with dev->lock held; drops it around every callback. */
+/* Clock thread, with dev->lock held; drops it around every callback.
+ * `next_due` is when the next period is due (realtime clock), or -1. */
 static void
-run_period(struct device *dev)
+run_period(struct device *dev, int64_t next_due)
 {
   const uint32_t period = dev->opts.period;
   const size_t samples = (size_t)period * dev->opts.channels;
   uint32_t frames = 0; /* the most frames any stream played */
   bool mixed = false;
+
+  /* The split streams' shared deadline (virtual.h): the next period's
+   * time, or half a period from now if the device runs that late. */
+  int64_t deadline = -1;
+  if (next_due >= 0) {
+    int64_t half = aipc_now_ns() + frames_to_ns(period, dev->opts.rate) / 2;
+    deadline = next_due > half ? next_due : half;
+  }
 
   /* -0.0 is the identity of float addition: a lone stream passes
    * bit-exact, negative zeros included. */
@@ -350,7 +359,7 @@ run_period(struct device *dev)
              (size_t)period * stm->out_channels * sample_bytes(stm->format));
     long n = split ? stm->split->end(stm->split_user,
                                      stm->out_channels ? stm->out_buf : NULL,
-                                     (long)period)
+                                     (long)period, deadline)
                    : stm->data_cb(stm, stm->user_ptr, stm->in_buf, stm->out_buf,
                                   (long)period);
     bool valid = n >= 0 && n <= (long)period;
@@ -453,7 +462,9 @@ clock_main(void *data)
       if (late > LATE_WAKE_NS)
         atomic_fetch_add_explicit(&timing.late, 1, memory_order_relaxed);
     }
-    run_period(dev);
+    run_period(dev, o->clock == AIPC_VIRTUAL_CLOCK_REALTIME
+                        ? base + frames_to_ns(frames + o->period, o->rate)
+                        : -1);
     frames += o->period;
   }
   pthread_mutex_unlock(&dev->lock);

@@ -77,10 +77,16 @@ int aipc_virtual_init(cubeb **context, const char *context_name,
  * end() of each (which waits for that answer and returns what a data
  * callback would), so the clients work in parallel and the device thread
  * sleeps about once per period instead of once per stream.
+ *
+ * end() waits at most until `deadline_ns` (CLOCK_MONOTONIC), which every
+ * stream of the period shares: with a realtime clock, the time the next
+ * period is due (or, if the device runs late, half a period after it
+ * asked), so a slow client loses its own audio and never delays the
+ * others'. With a fast clock it is -1: no bound but the stream's own.
  */
 struct aipc_virtual_split {
   void (*begin)(void *user, const void *input, long frames);
-  long (*end)(void *user, void *output, long frames);
+  long (*end)(void *user, void *output, long frames, int64_t deadline_ns);
 };
 
 /* Drives `stream` (a stream of a virtual context) with `split` instead of

@@ -9,10 +9,8 @@
  * once the hostile client is gone.
  */
 #include "clock.h"
-#include "fixture.h"
 #include "hostile.h"
-#include "shm.h"
-#include "stream-shm.h"
+#include "tamper.h"
 
 #include <errno.h>
 #include <string.h>
@@ -24,53 +22,6 @@
  * of real time, since a hostile stream may cost the shared virtual
  * device's clock thread its deadline each period. */
 #define TAMPER_MIN_FRAMES (10 * FIXTURE_PERIOD)
-
-struct tamper {
-  struct raw r;
-  unsigned client;
-  uint32_t stream;
-  struct aipc_stream_init_reply reply;
-  struct aipc_shm shm;
-  struct aipc_stream_ctl *ctl;
-  uint64_t rng;
-  uint32_t answered; /* the last request answered */
-  int mode;
-  bool misbehaved; /* run_tamper ran */
-};
-
-static void
-tamper_open(struct fixture *f, struct tamper *t, int mode)
-{
-  memset(t, 0, sizeof(*t));
-  t->mode = mode;
-  t->rng = 0x7a3c9e01u + (uint64_t)mode;
-  fixture_connect(f, &t->r, &t->client);
-  raw_greet(&t->r);
-  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
-  int fd = -1;
-  int id = raw_stream_init(&t->r, &q, &t->reply, &fd);
-  CHECK(id > 0);
-  t->stream = (uint32_t)id;
-  CHECK_INT(aipc_shm_import(fd, t->reply.shm_size, &t->shm), ==, 0);
-  aipc_shm_close_fd(&t->shm);
-  t->ctl = t->shm.base;
-  CHECK_INT(raw_stream_call(&t->r, AIPC_OP_STREAM_START, t->stream), ==, 0);
-}
-
-static void
-tamper_close(struct tamper *t)
-{
-  aipc_shm_release(&t->shm);
-  raw_close(&t->r);
-}
-
-static void
-answer(struct tamper *t, uint32_t seq, int32_t result)
-{
-  atomic_store(&t->ctl->result, result);
-  aipc_wake_publish(&t->ctl->response, seq);
-  t->answered = seq;
-}
 
 enum {
   NEVER_ANSWER,
@@ -107,37 +58,37 @@ misbehave(struct tamper *t, uint32_t seq, uint32_t frames)
   case SCRIBBLE:
   case SPIN_RESPONSE:
     if (seq < 5)
-      answer(t, seq, (int32_t)frames);
+      tamper_answer(t, seq, (int32_t)frames);
     break;
   case TOO_MANY_FRAMES: {
     static const int32_t counts[] = {0, INT32_MAX, 1 << 20};
     int32_t n = counts[seq % 3];
-    answer(t, seq, n ? n : (int32_t)frames + 1);
+    tamper_answer(t, seq, n ? n : (int32_t)frames + 1);
     break;
   }
   case ANSWER_TWICE:
-    answer(t, seq, (int32_t)frames);
-    answer(t, seq, (int32_t)frames / 2);
+    tamper_answer(t, seq, (int32_t)frames);
+    tamper_answer(t, seq, (int32_t)frames / 2);
     aipc_wake_publish(&t->ctl->response, seq - 1);
     aipc_wake_publish(&t->ctl->response, seq);
     break;
   case ANSWER_AHEAD:
-    answer(t, seq, (int32_t)frames);
+    tamper_answer(t, seq, (int32_t)frames);
     /* The next request is answered before it is asked. */
-    answer(t, seq + 1, (int32_t)t->reply.frames_max);
+    tamper_answer(t, seq + 1, (int32_t)t->reply.frames_max);
     break;
   case ANSWER_LATE: {
     int64_t until = aipc_now_ns() + 15 * AIPC_NSEC_PER_MSEC;
     while (aipc_now_ns() < until)
       usleep(1000);
-    answer(t, seq, (int32_t)frames);
+    tamper_answer(t, seq, (int32_t)frames);
     break;
   }
   case NEGATIVE:
-    answer(t, seq, seq % 2 ? -1 : INT32_MIN);
+    tamper_answer(t, seq, seq % 2 ? -1 : INT32_MIN);
     break;
   case ZERO_FRAMES:
-    answer(t, seq, 0);
+    tamper_answer(t, seq, 0);
     break;
   }
 }
@@ -270,11 +221,11 @@ shm_case(int mode)
   fixture_start(&f, NULL);
   struct tamper t;
   /* Rehearsal, short, then the measured run. */
-  tamper_open(&f, &t, mode);
+  tamper_open(&f, &t, mode, NULL, true);
   tamper_finish(&t, true);
   fixture_baseline(&f);
   for (int round = 0; round < 2; round++) {
-    tamper_open(&f, &t, mode);
+    tamper_open(&f, &t, mode, NULL, true);
     run_tamper(&f, &t);
     tamper_finish(&t, round == 0);
     fixture_check(&f, mode_names[mode]);
