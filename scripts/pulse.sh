@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: ISC
 # A private, headless PulseAudio for the tests (see shared audio-env notes):
 # a null sink "ci_sink" (norewinds=1, or cubeb output stalls) and a 440 Hz
-# tone in a second null sink whose monitor is the default source.
+# tone in a second null sink whose monitor is the default source, as on
+# machines without a microphone; "ci_mic_in", a source that is not a
+# monitor, carries that tone too (the audioipc server never gives a client
+# a monitor, the default or another).
 #
 #   scripts/pulse.sh start   start it (idempotent; survives a crashed run)
 #   scripts/pulse.sh stop    stop it (idempotent)
@@ -42,6 +45,7 @@ load-module module-native-protocol-unix auth-anonymous=1 auth-cookie-enabled=0 s
 load-module module-null-sink sink_name=ci_sink norewinds=1 rate=48000 channels=2 sink_properties=device.description=CI-Null-Sink
 load-module module-null-sink sink_name=ci_mic norewinds=1 rate=48000 channels=1 sink_properties=device.description=CI-Mic
 load-module module-sine sink=ci_mic frequency=440
+load-module module-remap-source source_name=ci_mic_in master=ci_mic.monitor source_properties=device.description=CI-Mic-Input
 set-default-sink ci_sink
 set-default-source ci_mic.monitor
 PA

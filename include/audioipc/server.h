@@ -152,6 +152,20 @@ AUDIOIPC_EXPORT int audioipc_server_get_limits(void *server,
 AUDIOIPC_EXPORT int
 audioipc_server_set_limits(void *server, const AudioIpcServerLimits *limits);
 
+/*
+ * Monitors: a sound server's recording of what is played to an output
+ * (PulseAudio's "Monitor of ..." sources), which hears every client that
+ * plays there. By default the server neither lists them nor opens them,
+ * refuses streams with CUBEB_STREAM_PREF_LOOPBACK, and never gives one
+ * as "the default input": when the backend's default input is a monitor,
+ * a stream on the default gets the first input that is not one (listed
+ * as the preferred input), or fails if there is none. An embedder whose
+ * clients may hear others (a recording application) allows them, for the
+ * clients created after this call. Returns 0, or -1 with errno EINVAL if
+ * `server` is NULL. Any thread but the backend's audio callbacks.
+ */
+AUDIOIPC_EXPORT int audioipc_server_allow_monitors(void *server, int allow);
+
 /* Statistics of one stream, as the server sees it. */
 typedef struct {
   unsigned client;    /* the client's number: 1 for the server's first */

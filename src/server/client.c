@@ -18,17 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Device collections kept alive per client, so their devids stay valid
- * while the client may still name them by token. */
-#define COLLECTIONS_KEPT 4
-
 #define SHM_PAGE 4096u
-
-struct token {
-  uint64_t token;
-  cubeb_devid devid;
-  unsigned collection; /* slot in `collections` */
-};
 
 struct aipc_client {
   struct aipc_server *server;
@@ -40,6 +30,10 @@ struct aipc_client {
   int pidfd; /* the process the embedder vouched for, or -1 */
   size_t shm_area_size;
   struct aipc_limits limits; /* the server's when we were made */
+  atomic_uint events_queued; /* raised, not yet sent */
+  atomic_bool collection_event_pending;
+  atomic_uint_fast64_t events_dropped;
+  uint64_t events_dropped_reported; /* loop thread */
 
   /* The client's thread only. */
   cubeb *ctx;
@@ -47,12 +41,7 @@ struct aipc_client {
   uint32_t nstreams;
   uint32_t next_stream_id;
   uint64_t shm_bytes;
-  cubeb_device_collection collections[COLLECTIONS_KEPT];
-  bool collection_used[COLLECTIONS_KEPT];
-  unsigned next_collection;
-  struct token *tokens;
-  uint32_t ntokens;
-  uint64_t next_token;
+  struct aipc_devices *devices; /* made with the context */
   uint32_t collection_registered; /* device types */
   pid_t *rt_threads; /* promoted for the client, streams_per_client at most */
   uint32_t nrt_threads;
@@ -64,17 +53,37 @@ aipc_client_number(const struct aipc_client *c)
   return c->number;
 }
 
+/* One client's share of the server's event queue: a client that makes
+ * its streams change state faster than its events can be sent loses its
+ * own events, never another client's. */
+#define EVENTS_PER_CLIENT 256
+
 void
 aipc_client_raise_event(struct aipc_client *c, uint16_t opcode, uint32_t a,
                         uint32_t b)
 {
-  aipc_event_queue_push(aipc_server_events(c->server), c->number, opcode, a, b);
+  if (atomic_fetch_add(&c->events_queued, 1) >= EVENTS_PER_CLIENT ||
+      !aipc_event_queue_push(aipc_server_events(c->server), c->number, opcode,
+                             a, b)) {
+    atomic_fetch_sub(&c->events_queued, 1);
+    atomic_fetch_add_explicit(&c->events_dropped, 1, memory_order_relaxed);
+  }
 }
 
 void
 aipc_client_deliver_event(struct aipc_client *c, uint16_t opcode, uint32_t a,
                           uint32_t b)
 {
+  atomic_fetch_sub(&c->events_queued, 1);
+  uint64_t dropped = atomic_load(&c->events_dropped);
+  if (dropped != c->events_dropped_reported) {
+    aipc_warn("client %u: %llu of its events dropped (%u were waiting to be "
+              "sent)",
+              c->number,
+              (unsigned long long)(dropped - c->events_dropped_reported),
+              EVENTS_PER_CLIENT);
+    c->events_dropped_reported = dropped;
+  }
   union {
     struct aipc_stream_state_event state;
     struct aipc_stream_ref ref;
@@ -88,6 +97,7 @@ aipc_client_deliver_event(struct aipc_client *c, uint16_t opcode, uint32_t a,
     body.ref = (struct aipc_stream_ref){.stream = a};
     break;
   case AIPC_OP_COLLECTION_CHANGED_EVENT:
+    atomic_store(&c->collection_event_pending, false);
     body.collection = (struct aipc_collection_changed_event){.type = a};
     break;
   default:
@@ -113,6 +123,9 @@ check_params(const struct aipc_limits *l, uint32_t format, uint32_t rate,
     return -EINVAL;
   if (prefs & ~(uint32_t)0x3f)
     return -EINVAL;
+  /* A loopback stream records what others play. */
+  if ((prefs & CUBEB_STREAM_PREF_LOOPBACK) && !l->allow_monitors)
+    return -EPERM;
   *out = (cubeb_stream_params){.format = (cubeb_sample_format)format,
                                .rate = rate,
                                .channels = channels,
@@ -139,107 +152,11 @@ reply_empty(struct aipc_request *req)
 
 /* --- Devices ------------------------------------------------------------ */
 
-static void
-drop_collection(struct aipc_client *c, unsigned slot)
-{
-  if (!c->collection_used[slot])
-    return;
-  uint32_t kept = 0;
-  for (uint32_t i = 0; i < c->ntokens; i++)
-    if (c->tokens[i].collection != slot)
-      c->tokens[kept++] = c->tokens[i];
-  c->ntokens = kept;
-  cubeb_device_collection_destroy(c->ctx, &c->collections[slot]);
-  c->collection_used[slot] = false;
-}
-
-static int
-resolve_token(const struct aipc_client *c, uint64_t token, cubeb_devid *out)
-{
-  if (token == 0) {
-    *out = NULL;
-    return 0;
-  }
-  for (uint32_t i = 0; i < c->ntokens; i++) {
-    if (c->tokens[i].token == token) {
-      *out = c->tokens[i].devid;
-      return 0;
-    }
-  }
-  return -ENODEV;
-}
-
-/* Backend strings longer than the wire allows are cut short. */
-static const char *
-bounded(const char *s, char *buf)
-{
-  if (!s || strlen(s) <= AIPC_NAME_MAX)
-    return s;
-  memcpy(buf, s, AIPC_NAME_MAX);
-  buf[AIPC_NAME_MAX] = '\0';
-  return buf;
-}
-
 static int
 handle_enumerate(struct aipc_client *c, struct aipc_request *req)
 {
   const struct aipc_enumerate_devices *q = (const void *)req->body;
-  if (q->type == 0)
-    return -EINVAL;
-  unsigned slot = c->next_collection;
-  drop_collection(c, slot);
-  cubeb_device_collection *coll = &c->collections[slot];
-  int r = aipc_errno_from_cubeb(
-      cubeb_enumerate_devices(c->ctx, (cubeb_device_type)q->type, coll));
-  if (r < 0)
-    return r;
-  c->collection_used[slot] = true;
-  c->next_collection = (slot + 1) % COLLECTIONS_KEPT;
-
-  size_t count = coll->count;
-  if (count > AIPC_DEVICES_MAX)
-    count = AIPC_DEVICES_MAX;
-  if (c->ntokens + count > c->limits.device_tokens) {
-    drop_collection(c, slot);
-    return -ENOSPC;
-  }
-  struct aipc_device *devices = calloc(count ? count : 1, sizeof(*devices));
-  char(*names)[4][AIPC_NAME_MAX + 1] =
-      calloc(count ? count : 1, sizeof(*names));
-  if (!devices || !names) {
-    free(devices);
-    free(names);
-    return -ENOMEM;
-  }
-  for (size_t i = 0; i < count; i++) {
-    const cubeb_device_info *d = &coll->device[i];
-    uint64_t token = ++c->next_token;
-    c->tokens[c->ntokens++] =
-        (struct token){.token = token, .devid = d->devid, .collection = slot};
-    devices[i] = (struct aipc_device){
-        .token = token,
-        .device_id = bounded(d->device_id, names[i][0]),
-        .friendly_name = bounded(d->friendly_name, names[i][1]),
-        .group_id = bounded(d->group_id, names[i][2]),
-        .vendor_name = bounded(d->vendor_name, names[i][3]),
-        .type = d->type,
-        .state = d->state,
-        .preferred = d->preferred,
-        .format = d->format,
-        .default_format = d->default_format,
-        .max_channels = d->max_channels,
-        .default_rate = d->default_rate,
-        .max_rate = d->max_rate,
-        .min_rate = d->min_rate,
-        .latency_lo = d->latency_lo,
-        .latency_hi = d->latency_hi};
-  }
-  struct aipc_devices_reply reply = {
-      .devices = {.count = (uint32_t)count, .items = devices}};
-  aipc_request_reply(req, &reply, NULL, 0);
-  free(devices);
-  free(names);
-  return 0;
+  return aipc_devices_enumerate(c->devices, q->type, req);
 }
 
 static void
@@ -247,7 +164,10 @@ collection_changed(cubeb *ctx, void *user)
 {
   (void)ctx;
   struct aipc_client *c = user;
-  /* cubeb does not say which direction changed. */
+  /* cubeb does not say which direction changed; and one event still to
+   * be sent says all there is to say, however many changes follow. */
+  if (atomic_exchange(&c->collection_event_pending, true))
+    return;
   aipc_client_raise_event(c, AIPC_OP_COLLECTION_CHANGED_EVENT,
                           CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
                           0);
@@ -291,6 +211,13 @@ handle_context_init(struct aipc_client *c, struct aipc_request *req)
   int r = aipc_server_cubeb_init(c->server, &c->ctx);
   if (r < 0)
     return r;
+  r = aipc_devices_new(c->ctx, c->limits.device_tokens,
+                       c->limits.allow_monitors, &c->devices);
+  if (r < 0) {
+    aipc_server_cubeb_release(c->server, c->ctx);
+    c->ctx = NULL;
+    return r;
+  }
   struct aipc_context_init_reply reply = {.backend_id =
                                               cubeb_get_backend_id(c->ctx)};
   aipc_request_reply(req, &reply, NULL, 0);
@@ -387,8 +314,15 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
     return -EMEDIUMTYPE;
   if (q->latency_frames < 1 || q->latency_frames > 96000)
     return -EINVAL;
+  if ((r = aipc_sstream_check_params(c->ctx, q->has_input ? &in : NULL,
+                                     q->has_output ? &out : NULL)) < 0)
+    return r;
   if (c->nstreams >= l->streams_per_client)
     return -ENOSPC;
+  /* At most a second: pulse drains for twice the latency, and a stop or
+   * start of a draining stream waits for that. */
+  uint32_t rate = q->has_output ? out.rate : in.rate;
+  uint32_t latency = q->latency_frames < rate ? q->latency_frames : rate;
 
   /* Whole pages, so the region (rounded up to a page) stays within the
    * bound; and a region is at least one page. */
@@ -402,14 +336,24 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   struct aipc_sstream_params p = {.name = q->name,
                                   .input = q->has_input ? &in : NULL,
                                   .output = q->has_output ? &out : NULL,
-                                  .latency_frames = q->latency_frames,
+                                  .latency_frames = latency,
                                   .shm_max = (uint32_t)shm_max,
                                   .deadline = aipc_server_deadline(c->server)};
-  if ((r = resolve_token(c, q->has_input ? q->input_device : 0,
-                         &p.input_device)) < 0 ||
-      (r = resolve_token(c, q->has_output ? q->output_device : 0,
-                         &p.output_device)) < 0)
+  if ((r = aipc_devices_resolve(c->devices, q->has_input ? q->input_device : 0,
+                                &p.input_device)) < 0 ||
+      (r = aipc_devices_resolve(c->devices,
+                                q->has_output ? q->output_device : 0,
+                                &p.output_device)) < 0)
     return r;
+  cubeb_device_collection hold = {0};
+  if (q->has_input && q->input_device == 0 &&
+      (r = aipc_devices_default_input(c->devices, &p.input_device, &hold)) <
+          0) {
+    aipc_warn("client %u: no input device to give a stream (the only ones "
+              "are monitors)",
+              c->number);
+    return r;
+  }
 
   uint32_t id = ++c->next_stream_id;
   if (id == 0)
@@ -420,6 +364,7 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
     return -ENOMEM;
   struct aipc_sstream *s;
   r = aipc_sstream_new(c, c->ctx, id, &p, &s);
+  cubeb_device_collection_destroy(c->ctx, &hold);
   if (r < 0)
     return r;
   const struct aipc_stream_layout *layout = aipc_sstream_layout(s);
@@ -534,8 +479,11 @@ static int
 handle_set_name(struct aipc_client *c, struct aipc_request *req)
 {
   const struct aipc_stream_name *q = (const void *)req->body;
-  STREAM_CALL(cubeb_stream_set_name(stm, q->name));
-  return reply_empty(req);
+  struct aipc_sstream *s = request_stream(c, req);
+  if (!s)
+    return 0;
+  int r = aipc_sstream_set_name(s, q->name);
+  return r < 0 ? r : reply_empty(req);
 }
 
 static int
@@ -553,8 +501,9 @@ handle_current_device(struct aipc_client *c, struct aipc_request *req)
     return r;
   char out_buf[AIPC_NAME_MAX + 1], in_buf[AIPC_NAME_MAX + 1];
   struct aipc_current_device_reply reply = {
-      .output_name = dev ? bounded(dev->output_name, out_buf) : NULL,
-      .input_name = dev ? bounded(dev->input_name, in_buf) : NULL};
+      .output_name = dev ? aipc_bounded_string(dev->output_name, out_buf)
+                         : NULL,
+      .input_name = dev ? aipc_bounded_string(dev->input_name, in_buf) : NULL};
   aipc_request_reply(req, &reply, NULL, 0);
   if (dev)
     cubeb_stream_device_destroy(stm, dev);
@@ -662,7 +611,6 @@ static void
 client_free_tables(struct aipc_client *c)
 {
   free(c->streams);
-  free(c->tokens);
   free(c->rt_threads);
   if (c->pidfd >= 0)
     close(c->pidfd);
@@ -679,10 +627,9 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   if (c) {
     c->pidfd = pidfd;
     c->streams = calloc(l->streams_per_client, sizeof(*c->streams));
-    c->tokens = calloc(l->device_tokens, sizeof(*c->tokens));
     c->rt_threads = calloc(l->streams_per_client, sizeof(*c->rt_threads));
   }
-  if (!c || !c->streams || !c->tokens || !c->rt_threads) {
+  if (!c || !c->streams || !c->rt_threads) {
     if (c)
       client_free_tables(c);
     else if (pidfd >= 0)
@@ -747,8 +694,8 @@ teardown(struct aipc_client *c)
   while (c->nstreams)
     remove_stream(c, c->nstreams - 1);
   if (c->ctx) {
-    for (unsigned i = 0; i < COLLECTIONS_KEPT; i++)
-      drop_collection(c, i);
+    aipc_devices_destroy(c->devices);
+    c->devices = NULL;
     if (c->collection_registered)
       cubeb_register_device_collection_changed(
           c->ctx, (cubeb_device_type)c->collection_registered, NULL, NULL);

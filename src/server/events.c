@@ -27,8 +27,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* Events waiting at most; a power of two. */
-#define QUEUE_SLOTS 4096
+/* Events waiting at most; a power of two. Each client may hold a share
+ * of them (client.c), so that one cannot fill it for all. */
+#define QUEUE_SLOTS 16384
 
 struct slot {
   _Atomic uint64_t seq; /* == position: free; == position + 1: filled */

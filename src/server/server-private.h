@@ -23,6 +23,7 @@ struct aipc_limits {
   uint32_t device_tokens;  /* devices remembered per client */
   uint32_t requests_in_flight;
   uint32_t channels_max;
+  bool allow_monitors; /* audioipc_server_allow_monitors */
 };
 
 struct aipc_server;
@@ -159,6 +160,29 @@ unsigned aipc_client_number(const struct aipc_client *client);
 void aipc_client_deliver_event(struct aipc_client *client, uint16_t opcode,
                                uint32_t a, uint32_t b);
 
+/* --- devices.c -------------------------------------------------------- */
+
+/* A client's device collections and tokens, on its context `ctx`
+ * (borrowed; it must outlive them). The client's thread only. */
+struct aipc_devices;
+int aipc_devices_new(cubeb *ctx, uint32_t max_tokens, bool allow_monitors,
+                     struct aipc_devices **out);
+void aipc_devices_destroy(struct aipc_devices *devices);
+/* Enumerates devices of `type` and answers `req` (DEVICES_REPLY) with
+ * those the client may see, each with a fresh token. 0 or -errno. */
+int aipc_devices_enumerate(struct aipc_devices *devices, uint32_t type,
+                           struct aipc_request *req);
+/* The devid a token stands for (0: NULL, the default), or -ENODEV. */
+int aipc_devices_resolve(const struct aipc_devices *devices, uint64_t token,
+                         cubeb_devid *out);
+/* The devid for an input stream on "the default" (see devices.c), valid
+ * until `hold` is destroyed with cubeb_device_collection_destroy. */
+int aipc_devices_default_input(struct aipc_devices *devices, cubeb_devid *out,
+                               cubeb_device_collection *hold);
+bool aipc_device_is_monitor(const cubeb_device_info *info);
+/* `s`, or its first AIPC_NAME_MAX bytes in `buf` (AIPC_NAME_MAX + 1). */
+const char *aipc_bounded_string(const char *s, char *buf);
+
 /* --- stream.c ---------------------------------------------------------- */
 
 struct aipc_sstream_params {
@@ -186,6 +210,18 @@ cubeb_stream *aipc_sstream_backend(const struct aipc_sstream *stream);
 const struct aipc_shm *aipc_sstream_shm(const struct aipc_sstream *stream);
 const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *stream);
+/* Stream names reach backends cut to this many bytes (JACK's port names
+ * overflow past about 245). */
+#define AIPC_STREAM_NAME_MAX 128
+/* A client's stream name as a backend may take it: NULL stays NULL, one
+ * that is not UTF-8 is refused (-EINVAL), a long one is cut at a
+ * character boundary into `buf` (AIPC_STREAM_NAME_MAX + 1 bytes). */
+int aipc_sstream_backend_name(const char *name, char *buf, const char **out);
+/* Stream parameters the backend of `ctx` would fail on beyond cubeb's
+ * own checks: -EINVAL, or 0. */
+int aipc_sstream_check_params(cubeb *ctx, const cubeb_stream_params *in,
+                              const cubeb_stream_params *out);
+
 /* The backend guard: each request reaches libcubeb only in a state its
  * backends accept (docs/design-notes.md). Start and stop; 0 or -errno. */
 int aipc_sstream_start(struct aipc_sstream *stream);
@@ -195,5 +231,6 @@ int aipc_sstream_stop(struct aipc_sstream *stream);
 int aipc_sstream_usable(const struct aipc_sstream *stream);
 int aipc_sstream_register_device_changed(struct aipc_sstream *stream,
                                          bool enable);
+int aipc_sstream_set_name(struct aipc_sstream *stream, const char *name);
 
 #endif

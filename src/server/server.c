@@ -24,6 +24,7 @@ struct aipc_server {
   char *context_name;
   char *backend;         /* libcubeb backend name, or NULL for the default */
   char *virtual_options; /* set when the backend is the virtual device */
+  char *backend_id;      /* what libcubeb gave the first context */
   cubeb *shared_ctx;     /* with AUDIOIPC_SHARED_CONTEXT=1 */
   struct aipc_limits limits;
   struct aipc_deadline deadline;
@@ -67,10 +68,37 @@ static void
 exchange_limits(void *data)
 {
   struct limits_call *call = data;
-  if (call->set)
+  if (call->set) {
+    call->limits->allow_monitors = call->server->limits.allow_monitors;
     call->server->limits = *call->limits;
-  else
+  } else {
     *call->limits = call->server->limits;
+  }
+}
+
+static void
+set_allow_monitors(void *data)
+{
+  struct limits_call *call = data;
+  call->server->limits.allow_monitors = call->limits->allow_monitors;
+}
+
+int
+audioipc_server_allow_monitors(void *handle, int allow)
+{
+  struct aipc_server *server = handle;
+  if (!server) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct aipc_limits l = {.allow_monitors = allow != 0};
+  struct limits_call call = {.server = server, .limits = &l, .set = true};
+  int r = aipc_loop_invoke(server->loop, set_allow_monitors, &call);
+  if (r < 0) {
+    errno = -r;
+    return -1;
+  }
+  return 0;
 }
 
 int
@@ -149,6 +177,13 @@ backend_init(struct aipc_server *server, cubeb **ctx)
   return cubeb_init(ctx, server->context_name, server->backend);
 }
 
+/*
+ * libcubeb falls back to its other backends when the one asked for
+ * refuses a context (pulse does when it has no client slot left): the
+ * server refuses such a context rather than hand a client another
+ * backend, its devices and its rules. With cubeb's default (NULL) every
+ * context must get the backend the first one got.
+ */
 int
 aipc_server_cubeb_init(struct aipc_server *server, cubeb **ctx)
 {
@@ -160,6 +195,15 @@ aipc_server_cubeb_init(struct aipc_server *server, cubeb **ctx)
   if (r != CUBEB_OK) {
     aipc_warn("cannot make a cubeb context on backend %s (error %d)",
               server->backend ? server->backend : "(default)", r);
+    return -EIO;
+  }
+  const char *got = cubeb_get_backend_id(*ctx);
+  if (strcmp(got, server->backend_id) != 0) {
+    aipc_warn("backend %s refused a context and libcubeb gave one on %s "
+              "instead; refusing it (is %s out of clients?)",
+              server->backend_id, got, server->backend_id);
+    cubeb_destroy(*ctx);
+    *ctx = NULL;
     return -EIO;
   }
   return 0;
@@ -346,6 +390,7 @@ server_free(struct aipc_server *server)
   free(server->context_name);
   free(server->backend);
   free(server->virtual_options);
+  free(server->backend_id);
   pthread_cond_destroy(&server->gone);
   pthread_mutex_destroy(&server->lock);
   free(server);
@@ -389,6 +434,21 @@ audioipc_server_start(const char *context_name, const char *backend_name,
   if (backend_init(server, &probe) != CUBEB_OK) {
     aipc_error("backend %s is not available",
                backend_name ? backend_name : "(default)");
+    server_free(server);
+    return NULL;
+  }
+  const char *got = cubeb_get_backend_id(probe);
+  if (server->backend && !server->virtual_options &&
+      strcmp(got, server->backend) != 0) {
+    aipc_error("backend %s is not available (libcubeb offered %s)",
+               server->backend, got);
+    cubeb_destroy(probe);
+    server_free(server);
+    return NULL;
+  }
+  server->backend_id = strdup(got);
+  if (!server->backend_id) {
+    cubeb_destroy(probe);
     server_free(server);
     return NULL;
   }

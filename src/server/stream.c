@@ -28,6 +28,9 @@ struct aipc_sstream {
   uint32_t in_frame_bytes, out_frame_bytes;
   int64_t ns_per_frame_x1024; /* for deadlines, fixed point */
   int64_t deadline_min_ns, deadline_max_ns;
+  /* What the backend does beyond cubeb's contract. */
+  bool stop_waits_for_drain; /* pulse: its destroy ends a drain instead */
+  long error_return;         /* for a failed client callback */
 
   /* The client's thread only. */
   bool started; /* the backend was started and not stopped since */
@@ -245,7 +248,7 @@ serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out, long nframes)
         collect(s, out ? out + (size_t)done * s->out_frame_bytes : NULL,
                 deadline);
     if (got == ANSWER_FAILED)
-      return CUBEB_ERROR;
+      return s->error_return;
     if (got == ANSWER_MISSED)
       return play_silence(s, out, done, nframes);
     done += got;
@@ -296,7 +299,7 @@ split_end(void *user, void *output, long frames, int64_t device_deadline)
     got = collect(s, output, deadline);
   }
   if (got == ANSWER_FAILED)
-    r = CUBEB_ERROR;
+    r = s->error_return;
   else if (got == ANSWER_MISSED)
     r = play_silence(s, output, 0, frames);
   else
@@ -347,7 +350,16 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->ns_per_frame_x1024 = (int64_t)1000000000 * 1024 / rate;
   s->deadline_min_ns = p->deadline.min_ns;
   s->deadline_max_ns = p->deadline.max_ns;
-  int r;
+  const char *backend = cubeb_get_backend_id(ctx);
+  s->stop_waits_for_drain = strcmp(backend, "pulse") == 0;
+  /* JACK writes before its port buffers for a negative count: there a
+   * failed callback ends the stream as a drain does. */
+  s->error_return = strcmp(backend, "jack") == 0 ? 0 : CUBEB_ERROR;
+  char name_buf[AIPC_STREAM_NAME_MAX + 1];
+  const char *name;
+  int r = aipc_sstream_backend_name(p->name, name_buf, &name);
+  if (r < 0)
+    goto fail;
 
   /* Room for one latency's worth of frames (at least 512) per request;
    * bigger backend callbacks are served in chunks. */
@@ -378,7 +390,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->output_area = (uint8_t *)s->shm.base + s->layout.output_offset;
 
   int cr = cubeb_stream_init(
-      ctx, &s->backend, p->name, p->input_device, p->input, p->output_device,
+      ctx, &s->backend, name, p->input_device, p->input, p->output_device,
       p->output, p->latency_frames, data_callback, state_callback, s);
   if (cr != CUBEB_OK) {
     r = aipc_errno_from_cubeb(cr);
@@ -386,7 +398,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
     goto fail;
   }
   /* No libcubeb backend is called "virtual": this is our own device. */
-  if (strcmp(cubeb_get_backend_id(ctx), "virtual") == 0)
+  if (strcmp(backend, "virtual") == 0)
     aipc_virtual_stream_set_split(s->backend, &split_service, s,
                                   s->layout.frames_max);
   *out = s;
@@ -411,7 +423,12 @@ aipc_sstream_destroy(struct aipc_sstream *s)
     return;
   /* A wait in progress ends by its deadline; no new one begins. */
   aipc_sstream_cancel(s);
-  /* cubeb_stream_destroy stops the stream: no callback runs after it. */
+  /* ALSA asserts that a stream it destroys is stopped (sndio frees it
+   * under its running thread), so a stream that runs is stopped first;
+   * but pulse's stop would wait out a drain, which its destroy ends. No
+   * callback runs after cubeb_stream_destroy. */
+  if (s->started && !(s->stop_waits_for_drain && atomic_load(&s->draining)))
+    cubeb_stream_stop(s->backend);
   cubeb_stream_destroy(s->backend);
   aipc_stats_retire(s->registry, s->stats);
   aipc_shm_release(&s->shm);
@@ -443,6 +460,89 @@ aipc_sstream_layout(const struct aipc_sstream *s)
 }
 
 /* --- The backend guard (the client's thread) ------------------------------- */
+
+/* Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF): PulseAudio refuses a stream name that is
+ * not. */
+static bool
+valid_utf8(const char *s)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    unsigned n, c = *p;
+    uint32_t cp;
+    if (c < 0x80) {
+      p++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (unsigned i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80)
+        return false;
+      cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+      return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+int
+aipc_sstream_backend_name(const char *name, char *buf, const char **out)
+{
+  if (!name) {
+    *out = NULL;
+    return 0;
+  }
+  if (!valid_utf8(name))
+    return -EINVAL;
+  size_t n = strlen(name);
+  if (n <= AIPC_STREAM_NAME_MAX) {
+    *out = name;
+    return 0;
+  }
+  /* Cut at a character boundary. */
+  n = AIPC_STREAM_NAME_MAX;
+  while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+    n--;
+  memcpy(buf, name, n);
+  buf[n] = '\0';
+  *out = buf;
+  return 0;
+}
+
+/*
+ * What a backend takes beyond cubeb's own checks. JACK keeps 8 ports per
+ * stream, and overflows into its next stream with more; and it resamples
+ * a stream not at its rate, asserting that the resampler's latency times
+ * the channels stays within 8192 samples, which a low-rate input with a
+ * few channels exceeds (its latency grows with the ratio of the rates:
+ * about 40 frames times it; twice that is required here).
+ */
+int
+aipc_sstream_check_params(cubeb *ctx, const cubeb_stream_params *in,
+                          const cubeb_stream_params *out)
+{
+  if (strcmp(cubeb_get_backend_id(ctx), "jack") != 0)
+    return 0;
+  if ((in && in->channels > 8) || (out && out->channels > 8))
+    return -EINVAL;
+  uint32_t rate = 0;
+  if (in && cubeb_get_preferred_sample_rate(ctx, &rate) == CUBEB_OK &&
+      rate > in->rate &&
+      (uint64_t)in->channels * 80 * rate / in->rate > 8192)
+    return -EINVAL;
+  return 0;
+}
 
 int
 aipc_sstream_usable(const struct aipc_sstream *s)
@@ -504,6 +604,18 @@ aipc_sstream_stop(struct aipc_sstream *s)
     return 0;
   }
   return backend_stop(s);
+}
+
+int
+aipc_sstream_set_name(struct aipc_sstream *s, const char *name)
+{
+  char buf[AIPC_STREAM_NAME_MAX + 1];
+  int r = aipc_sstream_usable(s);
+  if (r == 0)
+    r = aipc_sstream_backend_name(name, buf, &name);
+  if (r == 0)
+    r = aipc_errno_from_cubeb(cubeb_stream_set_name(s->backend, name));
+  return r;
 }
 
 static void

@@ -128,6 +128,31 @@ static struct {
     .closed = PTHREAD_COND_INITIALIZER,
 };
 
+/*
+ * The test hooks call device-changed and collection-changed callbacks
+ * with no lock of ours held, but under this one, which destroying a
+ * stream or context and unregistering a callback also take: once they
+ * return, no hook is in a callback that names what they took away. A
+ * callback may unregister or destroy from within (in_notify). Taken
+ * before registry.lock and any device's lock, never under them.
+ */
+static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local bool in_notify;
+
+static void
+quiesce_begin(void)
+{
+  if (!in_notify)
+    pthread_mutex_lock(&notify_lock);
+}
+
+static void
+quiesce_end(void)
+{
+  if (!in_notify)
+    pthread_mutex_unlock(&notify_lock);
+}
+
 /* Realtime periods run, and those started more than LATE_WAKE_NS late,
  * over every device in the process. */
 #define LATE_WAKE_NS AIPC_NSEC_PER_MSEC
@@ -389,7 +414,12 @@ run_period(struct device *dev, int64_t next_due)
     pthread_cond_broadcast(&dev->idle);
     struct cubeb_stream *next = stm->next;
     if (stm->doomed) {
+      pthread_mutex_unlock(&dev->lock);
+      quiesce_begin();
+      pthread_mutex_lock(&dev->lock);
+      next = stm->next;
       unlink_stream(dev, stm);
+      quiesce_end();
       stream_free(stm);
     }
     stm = next;
@@ -792,6 +822,7 @@ virtual_destroy(cubeb *ctx)
     virtual_stream_destroy(stm);
   }
 
+  quiesce_begin();
   pthread_mutex_lock(&registry.lock);
   for (struct cubeb **p = &registry.contexts; *p; p = &(*p)->next) {
     if (*p == ctx) {
@@ -800,6 +831,7 @@ virtual_destroy(cubeb *ctx)
     }
   }
   pthread_mutex_unlock(&registry.lock);
+  quiesce_end();
   device_release(dev);
   free(ctx->name);
   free(ctx);
@@ -914,8 +946,14 @@ virtual_stream_destroy(cubeb_stream *stm)
     pthread_mutex_unlock(&dev->lock);
     return;
   }
+  pthread_mutex_unlock(&dev->lock);
+  /* Halted first, without notify_lock: its holder never waits for the
+   * clock thread, but the clock thread may take it (below, run_period). */
+  quiesce_begin();
+  pthread_mutex_lock(&dev->lock);
   unlink_stream(dev, stm);
   pthread_mutex_unlock(&dev->lock);
+  quiesce_end();
   stream_free(stm);
 }
 
@@ -1070,9 +1108,11 @@ static int
 virtual_stream_register_device_changed_callback(
     cubeb_stream *stm, cubeb_device_changed_callback callback)
 {
+  quiesce_begin();
   pthread_mutex_lock(&stm->dev->lock);
   stm->changed_cb = callback;
   pthread_mutex_unlock(&stm->dev->lock);
+  quiesce_end();
   return CUBEB_OK;
 }
 
@@ -1083,11 +1123,13 @@ virtual_register_device_collection_changed(
 {
   if (!ctx || !(type & (CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT)))
     return CUBEB_ERROR_INVALID_PARAMETER;
+  quiesce_begin();
   pthread_mutex_lock(&registry.lock);
   ctx->collection_type = callback ? type : CUBEB_DEVICE_TYPE_UNKNOWN;
   ctx->collection_cb = callback;
   ctx->collection_user_ptr = callback ? user_ptr : NULL;
   pthread_mutex_unlock(&registry.lock);
+  quiesce_end();
   return CUBEB_OK;
 }
 
@@ -1165,6 +1207,7 @@ aipc_virtual_trigger_device_changed(void)
   struct changed_call *calls = NULL;
   size_t count = 0, cap = 0;
   bool oom = false;
+  pthread_mutex_lock(&notify_lock);
   pthread_mutex_lock(&registry.lock);
   for (struct device *dev = registry.devices; dev && !oom; dev = dev->next) {
     pthread_mutex_lock(&dev->lock);
@@ -1189,8 +1232,11 @@ aipc_virtual_trigger_device_changed(void)
   if (oom)
     aipc_error("virtual device: out of memory; not every stream is told of "
                "the device change");
+  in_notify = true;
   for (size_t i = 0; i < count; i++)
     calls[i].cb(calls[i].user_ptr);
+  in_notify = false;
+  pthread_mutex_unlock(&notify_lock);
   free(calls);
 }
 
@@ -1206,6 +1252,7 @@ aipc_virtual_trigger_collection_changed(cubeb_device_type type)
   struct collection_call *calls = NULL;
   size_t count = 0, cap = 0;
   bool oom = false;
+  pthread_mutex_lock(&notify_lock);
   pthread_mutex_lock(&registry.lock);
   for (cubeb *ctx = registry.contexts; ctx; ctx = ctx->next) {
     if (!ctx->collection_cb || !(ctx->collection_type & type))
@@ -1227,8 +1274,11 @@ aipc_virtual_trigger_collection_changed(cubeb_device_type type)
   if (oom)
     aipc_error("virtual device: out of memory; not every context is told of "
                "the device collection change");
+  in_notify = true;
   for (size_t i = 0; i < count; i++)
     calls[i].cb(calls[i].ctx, calls[i].user_ptr);
+  in_notify = false;
+  pthread_mutex_unlock(&notify_lock);
   free(calls);
 }
 

@@ -7,6 +7,7 @@
 #include "fixture.h"
 #include "hostile.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -264,4 +265,76 @@ TEST(fault_server_stops_under_playing_clients)
          "started\n",
          heap_delta);
   CHECK(heap_delta <= (long long)fixture_heap_tolerance());
+}
+
+/* --- The virtual device's change hooks, from any thread -------------------- */
+
+static atomic_bool triggers_quit;
+
+static void *
+trigger_changes(void *data)
+{
+  atomic_uint *calls = data;
+  while (!atomic_load(&triggers_quit)) {
+    audioipc_server_virtual_device_changed();
+    audioipc_server_virtual_collection_changed();
+    atomic_fetch_add(calls, 1);
+    /* Each change is an event for every stream registered: a storm
+     * faster than the clients read would rightly get them hung up on. */
+    usleep(1000);
+  }
+  return NULL;
+}
+
+/* Streams register for device changes and go, contexts register for
+ * collection changes and go, while another thread makes the device report
+ * changes as fast as it can: a callback must never run on a stream or a
+ * client the server has freed (ASan sees it). */
+#define RACE_STREAMS 64
+
+TEST_TIMEOUT(hostile_device_changes_race_stream_destruction, 120)
+{
+  struct fixture f;
+  fixture_start(&f, NULL);
+  atomic_uint calls = 0;
+  atomic_store(&triggers_quit, false);
+  pthread_t thread;
+  CHECK_INT(pthread_create(&thread, NULL, trigger_changes, &calls), ==, 0);
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  unsigned streams = 0;
+  for (int round = 0; round < 30; round++) {
+    struct raw r;
+    fixture_connect(&f, &r, NULL);
+    r.lax = true;
+    raw_greet(&r);
+    struct aipc_register_collection_changed reg = {
+        .type = CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
+        .enable = 1};
+    CHECK_INT(
+        raw_call(&r, AIPC_OP_REGISTER_COLLECTION_CHANGED, &reg, NULL, NULL),
+        ==, 0);
+    uint32_t ids[RACE_STREAMS];
+    for (int i = 0; i < RACE_STREAMS; i++) {
+      int id = raw_stream_init(&r, &q, NULL, NULL);
+      CHECK(id > 0);
+      ids[i] = (uint32_t)id;
+      struct aipc_stream_register on = {.stream = ids[i], .enable = 1};
+      CHECK_INT(raw_call(&r, AIPC_OP_STREAM_REGISTER_DEVICE_CHANGED, &on, NULL,
+                         NULL),
+                ==, 0);
+    }
+    /* Half go one by one, the rest with the connection. */
+    for (int i = 0; i < RACE_STREAMS / 2; i++)
+      CHECK_INT(raw_stream_call(&r, AIPC_OP_STREAM_DESTROY, ids[i]), ==, 0);
+    streams += RACE_STREAMS;
+    /* The context goes with its registration in place. */
+    raw_close(&r);
+  }
+  atomic_store(&triggers_quit, true);
+  pthread_join(thread, NULL);
+  printf("  %u streams and 30 contexts came and went during %u rounds of "
+         "device and collection changes\n",
+         streams, atomic_load(&calls));
+  fixture_check(&f, "device changes");
+  fixture_finish(&f);
 }

@@ -11,6 +11,8 @@
 #include "tamper.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -77,10 +79,11 @@ registrations(struct fixture *f, struct tally *t)
   }
 }
 
-TEST(pulse_collection_registrations_in_any_order)
+static void
+registrations_case(const char *backend)
 {
   struct fixture f;
-  fixture_start(&f, "pulse");
+  fixture_start(&f, backend);
   struct tally t = {0};
   registrations(&f, &t);
   tally_print(&t, "collection registrations");
@@ -88,210 +91,240 @@ TEST(pulse_collection_registrations_in_any_order)
   fixture_finish(&f);
 }
 
-/* --- Stream requests in every state ----------------------------------------- */
+TEST(hostile_collection_registrations_in_any_order)
+{
+  registrations_case(NULL);
+}
+
+TEST(pulse_collection_registrations_in_any_order)
+{
+  registrations_case("pulse");
+}
+
+
+/* --- The backend asked for ---------------------------------------------------- */
 
 /*
- * A stream is driven through a sequence of steps: control requests, and
- * changes of how its client answers the audio requests (in full, short so
- * that it drains, with an error, or not at all). Every request must be
- * answered (an error is fine) and the server must carry on; libcubeb's
- * pulse backend asserts on several of these orders (a START while the
- * stream drains, for one).
+ * PulseAudio takes 64 native clients; past that, libcubeb's pulse init
+ * fails and cubeb_init falls back to ALSA without a word. Clients connect
+ * until one is refused: every context made must be on pulse, and the
+ * one refused gets an error reply.
  */
-enum step {
-  STEP_START,
-  STEP_STOP,
-  STEP_FULL, /* answer in full from now on */
-  STEP_SHORT,
-  STEP_ZERO,
-  STEP_ERROR,
-  STEP_SILENT,
-  STEP_WAIT,
-  STEP_POSITION,
-  STEP_LATENCY,
-  STEP_INPUT_LATENCY,
-  STEP_VOLUME,
-  STEP_NAME,
-  STEP_DEVICE,
-  STEP_DEVICE_CHANGED_ON,
-  STEP_DEVICE_CHANGED_OFF,
-  STEPS,
-};
-
-static const char *const step_names[STEPS] = {
-    "start",   "stop",     "full",     "short",          "zero",
-    "error",   "silent",   "wait",     "position",       "latency",
-    "in-lat.", "volume",   "name",     "device",         "dc-on",
-    "dc-off",
-};
-
-enum stream_kind { KIND_OUTPUT, KIND_INPUT, KIND_DUPLEX, KINDS };
-static const char *const kind_names[KINDS] = {"output", "input", "duplex"};
-
-static struct aipc_stream_init
-stream_of_kind(enum stream_kind kind)
-{
-  /* 100 ms: pulse drains for twice its latency, long enough to act on. */
-  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, 4800);
-  if (kind == KIND_INPUT)
-    q.has_output = 0, q.out_format = q.out_rate = q.out_channels =
-                          q.out_layout = 0;
-  if (kind != KIND_OUTPUT) {
-    q.has_input = 1;
-    q.in_format = CUBEB_SAMPLE_FLOAT32NE;
-    q.in_rate = FIXTURE_RATE;
-    q.in_channels = 1;
-    q.in_layout = CUBEB_LAYOUT_MONO;
-  }
-  return q;
-}
-
-struct sequence_stats {
-  unsigned requests, errors;
-  double worst_ms;
-  const char *worst_step;
-};
+#define CONTEXTS_TRIED 80
 
 static void
-run_step(struct tamper *t, enum step step, struct sequence_stats *st)
+contexts_until_refused(struct fixture *f, struct tally *t)
 {
-  static const enum tamper_policy policies[] = {
-      [STEP_FULL] = TAMPER_FULL,   [STEP_SHORT] = TAMPER_SHORT,
-      [STEP_ZERO] = TAMPER_ZERO,   [STEP_ERROR] = TAMPER_ERROR,
-      [STEP_SILENT] = TAMPER_SILENT,
-  };
-  uint16_t op;
-  _Alignas(max_align_t) uint8_t body[AIPC_MSG_DECODED_MAX];
-  struct aipc_stream_ref *ref = (void *)body;
-  ref->stream = t->stream;
-  switch (step) {
-  case STEP_FULL:
-  case STEP_SHORT:
-  case STEP_ZERO:
-  case STEP_ERROR:
-  case STEP_SILENT:
-    atomic_store(&t->policy, policies[step]);
-    usleep(20 * 1000);
-    return;
-  case STEP_WAIT:
-    usleep(60 * 1000);
-    return;
-  case STEP_START:
-    op = AIPC_OP_STREAM_START;
-    break;
-  case STEP_STOP:
-    op = AIPC_OP_STREAM_STOP;
-    break;
-  case STEP_POSITION:
-    op = AIPC_OP_STREAM_GET_POSITION;
-    break;
-  case STEP_LATENCY:
-    op = AIPC_OP_STREAM_GET_LATENCY;
-    break;
-  case STEP_INPUT_LATENCY:
-    op = AIPC_OP_STREAM_GET_INPUT_LATENCY;
-    break;
-  case STEP_VOLUME:
-    op = AIPC_OP_STREAM_SET_VOLUME;
-    *(struct aipc_stream_volume *)body =
-        (struct aipc_stream_volume){.stream = t->stream, .volume = 0.5f};
-    break;
-  case STEP_NAME:
-    op = AIPC_OP_STREAM_SET_NAME;
-    *(struct aipc_stream_name *)body =
-        (struct aipc_stream_name){.stream = t->stream, .name = "renamed"};
-    break;
-  case STEP_DEVICE:
-    op = AIPC_OP_STREAM_GET_CURRENT_DEVICE;
-    break;
-  case STEP_DEVICE_CHANGED_ON:
-  case STEP_DEVICE_CHANGED_OFF:
-    op = AIPC_OP_STREAM_REGISTER_DEVICE_CHANGED;
-    *(struct aipc_stream_register *)body = (struct aipc_stream_register){
-        .stream = t->stream, .enable = step == STEP_DEVICE_CHANGED_ON};
-    break;
-  default:
-    CHECK(!"a step");
-    return;
-  }
-  double start = fixture_now_ms();
-  int e = raw_call(&t->r, op, body, NULL, NULL);
-  double ms = fixture_now_ms() - start;
-  CHECK(e != -ECONNRESET); /* an error reply is fine, a hang-up is not */
-  st->requests++;
-  st->errors += e < 0;
-  if (ms > st->worst_ms) {
-    st->worst_ms = ms;
-    st->worst_step = step_names[step];
-  }
-}
-
-static void
-run_sequence(struct fixture *f, enum stream_kind kind, const enum step *steps,
-             unsigned n, bool destroy, struct sequence_stats *st)
-{
-  struct aipc_stream_init q = stream_of_kind(kind);
-  struct tamper t;
-  tamper_open(f, &t, 0, &q, false);
-  tamper_serve(&t, TAMPER_FULL);
-  for (unsigned i = 0; i < n; i++)
-    run_step(&t, steps[i], st);
-  if (destroy)
-    CHECK_INT(raw_stream_call(&t.r, AIPC_OP_STREAM_DESTROY, t.stream), ==, 0);
-  tamper_close(&t);
-}
-
-/* Orders known to abort libcubeb's pulse backend, then random ones. */
-struct known_sequence {
-  unsigned n;
-  enum step steps[8];
-};
-
-static const struct known_sequence known_sequences[] = {
-    /* START while the drain timer is armed: the next short answer hits
-     * assert(!stm->drain_timer). */
-    {4, {STEP_START, STEP_SHORT, STEP_START, STEP_WAIT}},
-    {5, {STEP_START, STEP_SHORT, STEP_WAIT, STEP_START, STEP_WAIT}},
-    {5, {STEP_START, STEP_SHORT, STEP_STOP, STEP_START, STEP_WAIT}},
-    {6, {STEP_START, STEP_ERROR, STEP_START, STEP_SHORT, STEP_START,
-         STEP_WAIT}},
-    {6, {STEP_STOP, STEP_STOP, STEP_START, STEP_START, STEP_SHORT,
-         STEP_START}},
-    {8, {STEP_START, STEP_ZERO, STEP_LATENCY, STEP_WAIT, STEP_LATENCY,
-         STEP_POSITION, STEP_START, STEP_LATENCY}},
-};
-#define KNOWN_SEQUENCES (sizeof(known_sequences) / sizeof(known_sequences[0]))
-#define RANDOM_SEQUENCES 12
-#define RANDOM_STEPS 8
-
-static void
-sequences(struct fixture *f, uint64_t seed)
-{
-  uint64_t rng = seed;
-  for (int kind = 0; kind < KINDS; kind++) {
-    struct sequence_stats st = {0};
-    for (size_t i = 0; i < KNOWN_SEQUENCES; i++)
-      run_sequence(f, (enum stream_kind)kind, known_sequences[i].steps,
-                   known_sequences[i].n, i % 2, &st);
-    for (int i = 0; i < RANDOM_SEQUENCES; i++) {
-      enum step steps[RANDOM_STEPS];
-      for (int s = 0; s < RANDOM_STEPS; s++)
-        steps[s] = (enum step)(raw_rand(&rng) % STEPS);
-      run_sequence(f, (enum stream_kind)kind, steps, RANDOM_STEPS, i % 2, &st);
+  static struct raw r[CONTEXTS_TRIED];
+  int made = 0, refused = 0;
+  for (int i = 0; i < CONTEXTS_TRIED && !refused; i++) {
+    fixture_connect(f, &r[i], NULL);
+    struct aipc_hello hello = {AIPC_PROTOCOL_VERSION, "hostile", "hostile"};
+    CHECK_INT(raw_call(&r[i], AIPC_OP_HELLO, &hello, NULL, NULL), ==, 0);
+    struct aipc_context_init init = {.name = "full"};
+    struct aipc_context_init_reply reply;
+    int e = raw_call(&r[i], AIPC_OP_CONTEXT_INIT, &init, &reply, NULL);
+    t->sent++;
+    made++;
+    if (e == 0) {
+      t->ok++;
+      if (strcmp(reply.backend_id, "pulse") != 0)
+        test_fail(__FILE__, __LINE__,
+                  "context %d is on %s, not on the pulse the server was "
+                  "started with",
+                  i, reply.backend_id);
+    } else {
+      CHECK(e != -ECONNRESET);
+      t->errors++;
+      refused++;
     }
-    printf("  %-6s streams: %u requests, %u error replies, slowest answer "
-           "%.1f ms (%s)\n",
-           kind_names[kind], st.requests, st.errors, st.worst_ms,
-           st.worst_step ? st.worst_step : "-");
-    fflush(stdout);
   }
+  printf("  %d connections: %u contexts on pulse, %d refused\n", made, t->ok,
+         refused);
+  CHECK_INT(refused, ==, 1);
+  for (int i = 0; i < made; i++)
+    raw_close(&r[i]);
 }
 
-TEST_TIMEOUT(pulse_stream_requests_in_every_state, 300)
+TEST_TIMEOUT(pulse_no_silent_fallback_when_pulse_is_full, 120)
 {
   struct fixture f;
   fixture_start(&f, "pulse");
-  sequences(&f, 0x5eed0001);
-  fixture_check(&f, "stream requests in every state");
+  struct tally t = {0};
+  /* The first refusal loads alsa-lib's configuration, for good. */
+  contexts_until_refused(&f, &t);
+  fixture_baseline(&f);
+  t = (struct tally){0};
+  contexts_until_refused(&f, &t);
+  tally_print(&t, "contexts until pulse is full");
+  fixture_check(&f, "contexts until pulse is full");
+  fixture_finish(&f);
+}
+
+/* --- No client hears another ---------------------------------------------- */
+
+struct listed_device {
+  uint64_t token;
+  char id[AIPC_NAME_MAX + 1];
+  uint32_t type, preferred;
+};
+
+static int
+list_devices(struct raw *r, struct listed_device *out, int max)
+{
+  struct aipc_enumerate_devices e = {.type = CUBEB_DEVICE_TYPE_OUTPUT |
+                                             CUBEB_DEVICE_TYPE_INPUT};
+  uint32_t serial = raw_send_body(r, AIPC_OP_ENUMERATE_DEVICES, &e);
+  static struct raw_msg m;
+  CHECK(raw_wait(r, serial, &m, NULL) == RAW_OK);
+  struct aipc_devices_reply reply;
+  const struct aipc_msg_desc *d =
+      aipc_protocol_msg(&aipc_protocol, AIPC_OP_DEVICES_REPLY);
+  CHECK_INT(aipc_record_decode(&d->record, m.payload, m.len, &reply), ==, 0);
+  struct aipc_array_iter it = {0};
+  struct aipc_device dev;
+  int n = 0;
+  while (aipc_array_next(&reply.devices, &it, &dev) && n < max) {
+    out[n] = (struct listed_device){
+        .token = dev.token, .type = dev.type, .preferred = dev.preferred};
+    snprintf(out[n].id, sizeof(out[n].id), "%s",
+             dev.device_id ? dev.device_id : "");
+    n++;
+  }
+  return n;
+}
+
+static bool
+is_monitor_id(const char *id)
+{
+  size_t n = strlen(id);
+  return n >= 8 && strcmp(id + n - 8, ".monitor") == 0;
+}
+
+/* Records `ms` of mono input from the device named `id` (NULL: the
+ * default), on a connection of its own, and returns the loudest sample. */
+static float
+record_peak(struct fixture *f, const char *id, double ms)
+{
+  struct tamper t;
+  tamper_connect(f, &t, 0);
+  struct aipc_stream_init q = {.name = "listener",
+                               .has_input = 1,
+                               .in_format = CUBEB_SAMPLE_FLOAT32NE,
+                               .in_rate = FIXTURE_RATE,
+                               .in_channels = 1,
+                               .in_layout = CUBEB_LAYOUT_MONO,
+                               .latency_frames = FIXTURE_PERIOD};
+  if (id) {
+    struct listed_device devices[32];
+    int n = list_devices(&t.r, devices, 32);
+    for (int i = 0; i < n && !q.input_device; i++)
+      if (strcmp(devices[i].id, id) == 0 &&
+          (devices[i].type & CUBEB_DEVICE_TYPE_INPUT))
+        q.input_device = devices[i].token;
+    CHECK(q.input_device != 0);
+  }
+  tamper_stream(&t, &q, true);
+  const float *in =
+      (const float *)((uint8_t *)t.shm.base + t.reply.input_offset);
+  float peak = 0;
+  double start = fixture_now_ms();
+  while (fixture_now_ms() - start < ms) {
+    uint32_t frames;
+    uint32_t seq = tamper_next(&t, 5, &frames);
+    if (!seq)
+      continue;
+    if (frames > t.reply.frames_max)
+      frames = t.reply.frames_max;
+    for (uint32_t i = 0; i < frames; i++)
+      if (fabsf(in[i]) > peak)
+        peak = fabsf(in[i]);
+    tamper_answer(&t, seq, (int32_t)frames);
+  }
+  tamper_close(&t);
+  return peak;
+}
+
+/* The honest client plays samples up to 0.98 on the default sink; the
+ * inputs that are not monitors carry a 0.5 sine. */
+#define HEARS_OTHERS 0.75f
+
+static void
+monitors_hidden(struct fixture *f, struct tally *t)
+{
+  struct raw r;
+  fixture_connect(f, &r, NULL);
+  raw_greet(&r);
+  struct listed_device devices[32];
+  int n = list_devices(&r, devices, 32);
+  int inputs = 0, preferred_inputs = 0;
+  for (int i = 0; i < n; i++) {
+    if (!(devices[i].type & CUBEB_DEVICE_TYPE_INPUT))
+      continue;
+    if (is_monitor_id(devices[i].id))
+      test_fail(__FILE__, __LINE__, "the server lists monitor %s",
+                devices[i].id);
+    inputs++;
+    preferred_inputs += devices[i].preferred != 0;
+  }
+  CHECK(inputs > 0);
+  CHECK_INT(preferred_inputs, ==, 1);
+  /* A loopback stream is refused. */
+  struct aipc_stream_init q = {.name = "loopback",
+                               .has_input = 1,
+                               .in_format = CUBEB_SAMPLE_FLOAT32NE,
+                               .in_rate = FIXTURE_RATE,
+                               .in_channels = 1,
+                               .in_layout = CUBEB_LAYOUT_MONO,
+                               .in_prefs = CUBEB_STREAM_PREF_LOOPBACK,
+                               .latency_frames = FIXTURE_PERIOD};
+  CHECK_INT(raw_stream_init(&r, &q, NULL, NULL), ==, -EPERM);
+  t->sent += 2;
+  t->ok++;
+  t->errors++;
+  raw_close(&r);
+
+  /* The default and every input listed: none hears the honest client,
+   * and each records something (the sine). */
+  float peak = record_peak(f, NULL, 300);
+  printf("  default input: loudest sample %.2f\n", (double)peak);
+  CHECK(peak > 0.1f && peak < HEARS_OTHERS);
+  for (int i = 0; i < n; i++) {
+    if (!(devices[i].type & CUBEB_DEVICE_TYPE_INPUT))
+      continue;
+    peak = record_peak(f, devices[i].id, 300);
+    printf("  input %-20s loudest sample %.2f\n", devices[i].id,
+           (double)peak);
+    CHECK(peak < HEARS_OTHERS);
+    t->sent++;
+    t->ok++;
+  }
+}
+
+/* With monitors allowed, the default sink's monitor does hear the honest
+ * client: the measure above would catch an eavesdropper. */
+static void
+monitors_allowed(struct fixture *f)
+{
+  CHECK_INT(audioipc_server_allow_monitors(f->e.server, 1), ==, 0);
+  float peak = record_peak(f, "ci_sink.monitor", 300);
+  printf("  monitors allowed: ci_sink.monitor's loudest sample %.2f\n",
+         (double)peak);
+  CHECK(peak > HEARS_OTHERS);
+  CHECK_INT(audioipc_server_allow_monitors(f->e.server, 0), ==, 0);
+}
+
+TEST_TIMEOUT(pulse_no_client_hears_another, 120)
+{
+  struct fixture f;
+  fixture_start(&f, "pulse");
+  struct tally t = {0};
+  monitors_allowed(&f);
+  monitors_hidden(&f, &t);
+  fixture_baseline(&f);
+  t = (struct tally){0};
+  monitors_hidden(&f, &t);
+  tally_print(&t, "monitors");
+  fixture_check(&f, "monitors");
   fixture_finish(&f);
 }

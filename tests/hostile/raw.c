@@ -68,7 +68,7 @@ uint32_t
 raw_send(struct raw *r, uint16_t opcode, uint32_t serial, const void *payload,
          size_t len)
 {
-  static uint8_t packet[AIPC_MSG_MAX_SIZE + 64];
+  static _Thread_local uint8_t packet[AIPC_MSG_MAX_SIZE + 64];
   CHECK(len + sizeof(struct aipc_msg_header) <= sizeof(packet));
   if (!serial) {
     serial = ++r->serial;
@@ -89,7 +89,7 @@ raw_send_body(struct raw *r, uint16_t opcode, const void *body)
 {
   const struct aipc_msg_desc *desc = aipc_protocol_msg(&aipc_protocol, opcode);
   CHECK(desc != NULL);
-  static uint8_t payload[AIPC_MSG_MAX_SIZE];
+  static _Thread_local uint8_t payload[AIPC_MSG_MAX_SIZE];
   int len = aipc_record_encode(&desc->record, body, payload, sizeof(payload));
   CHECK(len >= 0);
   return raw_send(r, opcode, 0, payload, (size_t)len);
@@ -116,7 +116,7 @@ raw_recv(struct raw *r, struct raw_msg *m, int timeout_ms)
   if (ready == 0)
     return -ETIMEDOUT;
 
-  static uint8_t buf[AIPC_MSG_MAX_SIZE];
+  static _Thread_local uint8_t buf[AIPC_MSG_MAX_SIZE];
   struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
   union control control;
   struct msghdr mh = {.msg_iov = &iov,

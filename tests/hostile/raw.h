@@ -5,7 +5,8 @@
  * sizes, fds, garbage) and see exactly what comes back.
  *
  * Every wait has a deadline; a server that neither answers nor hangs up
- * within it fails the test.
+ * within it fails the test. Each connection belongs to one thread at a
+ * time; several threads may each drive their own.
  */
 #ifndef AIPC_TEST_RAW_H
 #define AIPC_TEST_RAW_H

@@ -7,14 +7,26 @@
 #include <unistd.h>
 
 void
-tamper_open(struct fixture *f, struct tamper *t, int mode,
-            const struct aipc_stream_init *q, bool start)
+tamper_connect(struct fixture *f, struct tamper *t, int mode)
 {
   memset(t, 0, sizeof(*t));
   t->mode = mode;
   t->rng = 0x7a3c9e01u + (uint64_t)mode;
   fixture_connect(f, &t->r, &t->client);
   raw_greet(&t->r);
+}
+
+void
+tamper_open(struct fixture *f, struct tamper *t, int mode,
+            const struct aipc_stream_init *q, bool start)
+{
+  tamper_connect(f, t, mode);
+  tamper_stream(t, q, start);
+}
+
+void
+tamper_stream(struct tamper *t, const struct aipc_stream_init *q, bool start)
+{
   struct aipc_stream_init out = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
   int fd = -1;
   int id = raw_stream_init(&t->r, q ? q : &out, &t->reply, &fd);

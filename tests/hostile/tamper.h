@@ -52,6 +52,10 @@ struct tamper {
  * `mode` is the case's, for it to read back. */
 void tamper_open(struct fixture *f, struct tamper *t, int mode,
                  const struct aipc_stream_init *q, bool start);
+/* tamper_open in two steps: connect (and greet), then make the stream. */
+void tamper_connect(struct fixture *f, struct tamper *t, int mode);
+void tamper_stream(struct tamper *t, const struct aipc_stream_init *q,
+                   bool start);
 /* Unmaps and hangs up. */
 void tamper_close(struct tamper *t);
 

@@ -969,9 +969,11 @@ static const struct params_case params_cases[] = {
     {"all prefs",
      {OUT(F32, R, 2, STEREO, UINT32_MAX), .latency_frames = 256},
      -EINVAL},
+    /* It would record what others play (unless the embedder allows
+     * monitors). */
     {"loopback",
      {IN(F32, R, 2, STEREO, CUBEB_STREAM_PREF_LOOPBACK), .latency_frames = 256},
-     -ENOTSUP},
+     -EPERM},
     {"latency 0", {OUT(F32, R, 2, STEREO, 0), .latency_frames = 0}, -EINVAL},
     {"latency 96001",
      {OUT(F32, R, 2, STEREO, 0), .latency_frames = 96001},
