@@ -149,7 +149,6 @@ struct rpc_server {
   struct aipc_loop *loop;
   struct aipc_session *session;
   int error;
-  struct aipc_wake done; /* set to 1 once the client hung up */
 };
 
 static void
@@ -164,23 +163,24 @@ rpc_server_request(void *data, struct aipc_request *req)
 }
 
 static void
-rpc_server_closed(void *data, int error)
+rpc_server_attach(void *data)
+{
+  /* As the audioipc server's sessions: the owner's thread reads. */
+  static const struct aipc_session_handlers handlers = {
+      .request = rpc_server_request};
+  static const struct aipc_session_params params = {.owner_reads = true};
+  struct rpc_server *s = data;
+  s->error = aipc_session_new(s->loop, s->fd, &aipc_protocol, &params,
+                              &handlers, s, &s->session);
+  s->fd = -1;
+}
+
+static void
+rpc_server_detach(void *data)
 {
   struct rpc_server *s = data;
   aipc_session_destroy(s->session);
   s->session = NULL;
-  aipc_wake_publish(&s->done, 1);
-}
-
-static void
-rpc_server_attach(void *data)
-{
-  static const struct aipc_session_handlers handlers = {
-      .request = rpc_server_request, .closed = rpc_server_closed};
-  struct rpc_server *s = data;
-  s->error = aipc_session_new(s->loop, s->fd, &aipc_protocol, NULL, &handlers,
-                              s, &s->session);
-  s->fd = -1;
 }
 
 /* Child: serves one connection until the client hangs up. */
@@ -203,8 +203,9 @@ rpc_server_run(void *arg)
   if (r < 0) {
     fail(s->bench, "server aipc_session_new", r);
   } else {
-    while (aipc_wake_load(&s->done) == 0)
-      aipc_wake_wait(&s->done, 0, -1);
+    while (aipc_session_read(s->session, -1) == 0)
+      ;
+    aipc_loop_invoke(s->loop, rpc_server_detach, s);
   }
   aipc_loop_destroy(s->loop);
   return r;

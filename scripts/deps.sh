@@ -8,7 +8,7 @@ packages=(
   build-essential meson ninja-build pkg-config cmake
   clang libclang-rt-14-dev llvm
   libcubeb-dev libseccomp-dev libdbus-1-dev
-  pulseaudio pulseaudio-utils
+  pulseaudio pulseaudio-utils libasound2-plugins
   dbus-bin dbus-daemon rtkit
   valgrind
 )

@@ -10,7 +10,22 @@
  *
  * Every byte and fd from a client is treated as hostile: bad requests get
  * an error reply or the connection is dropped; the server and its other
- * clients carry on.
+ * clients carry on. What the server guarantees, whatever a client sends:
+ *
+ *  - libcubeb never sees a call it asserts on: each stream keeps the state
+ *    libcubeb's backends require, and a request that would break it is
+ *    refused or made safe (docs/design-notes.md, "The backend guard").
+ *  - Every wait on a client is bounded: the backend's audio thread waits
+ *    at most 20 ms per callback for a client's answer (then plays
+ *    silence); each client's requests are handled on a thread of its
+ *    own, so a client whose backend calls block holds up only itself; a
+ *    client that hangs up is torn down, and the server stopped, in
+ *    bounded time.
+ *  - No client hears another: monitors (a sound server's recording of
+ *    what is played) and loopback streams are refused unless the
+ *    embedder allows them (audioipc_server_allow_monitors).
+ *  - A client gets the backend the server was started with, or an error:
+ *    libcubeb's silent fallback to another backend is refused.
  */
 #ifndef AUDIOIPC_SERVER_H
 #define AUDIOIPC_SERVER_H
@@ -41,8 +56,12 @@ typedef struct {
  * after a colon ("virtual:clock=fast,out=mix.wav"). `params` may be NULL.
  *
  * Each client gets a cubeb context of its own, created when it connects,
- * so clients never share a backend thread. Set AUDIOIPC_SHARED_CONTEXT=1
- * in the environment to make all clients share one context instead.
+ * and a thread of its own for its requests, so clients never share a
+ * backend thread or lock. Set AUDIOIPC_SHARED_CONTEXT=1 in the
+ * environment to make all clients share one context instead (they then
+ * share its locks too, and device-collection registration is refused).
+ * A named backend that libcubeb does not give (it falls back to another
+ * when the one named refuses) fails the start.
  *
  * Returns the server, or NULL if its threads could not start or the
  * backend name is not understood (the reason is logged to stderr). Any

@@ -887,7 +887,9 @@ aipc_session_read(struct aipc_session *s, int timeout_ms)
     else if (ready > 0)
       read_batch(s);
   }
-  return s->closed ? s->close_error : 0;
+  if (!s->closed)
+    return 0;
+  return s->close_error < 0 ? s->close_error : -ECONNRESET;
 }
 
 int

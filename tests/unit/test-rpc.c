@@ -41,6 +41,7 @@ struct test_server {
   int go;            /* read end, or -1 */
   int client_fds[3]; /* the parent's ends, closed in the child; or -1 */
   uint32_t max_in_flight;
+  bool owner_reads; /* the child's main thread reads, not its loop */
   struct aipc_loop *loop;
   struct aipc_session *session;
   struct aipc_request *held[256];
@@ -124,10 +125,22 @@ server_attach(void *data)
   struct test_server *s = data;
   static const struct aipc_session_handlers handlers = {
       .request = server_request, .closed = server_closed};
-  struct aipc_session_params params = {.max_in_flight = s->max_in_flight};
+  static const struct aipc_session_handlers owner_handlers = {
+      .request = server_request};
+  struct aipc_session_params params = {.max_in_flight = s->max_in_flight,
+                                       .owner_reads = s->owner_reads};
   CHECK_INT(aipc_session_new(s->loop, s->sock, &aipc_protocol, &params,
-                             &handlers, s, &s->session),
+                             s->owner_reads ? &owner_handlers : &handlers, s,
+                             &s->session),
             ==, 0);
+}
+
+static void
+server_detach(void *data)
+{
+  struct test_server *s = data;
+  aipc_session_destroy(s->session);
+  s->session = NULL;
 }
 
 static void
@@ -139,6 +152,16 @@ run_server(void *arg)
       close(s->client_fds[i]);
   CHECK_INT(aipc_loop_new("test-server", NULL, &s->loop), ==, 0);
   CHECK_INT(aipc_loop_invoke(s->loop, server_attach, s), ==, 0);
+  if (s->owner_reads) {
+    /* Requests are handled on this thread; a hang-up ends the reads. */
+    int r;
+    while ((r = aipc_session_read(s->session, -1)) == 0)
+      ;
+    CHECK_INT(r, ==, -ECONNRESET);
+    CHECK_INT(aipc_session_read(s->session, 0), ==, -ECONNRESET);
+    CHECK_INT(aipc_loop_invoke(s->loop, server_detach, s), ==, 0);
+    atomic_store(&s->closed, 1);
+  }
   while (!atomic_load(&s->closed))
     usleep(1000);
   aipc_loop_destroy(s->loop);
@@ -194,9 +217,19 @@ wait_closed(struct fixture *f)
   pthread_mutex_unlock(&f->lock);
 }
 
+static void start_server(struct fixture *f, uint32_t max_in_flight,
+                         bool owner_reads, bool hello);
+
 /* Starts a server child and a client connected to it. */
 static void
 start(struct fixture *f, uint32_t max_in_flight, bool hello)
+{
+  start_server(f, max_in_flight, false, hello);
+}
+
+static void
+start_server(struct fixture *f, uint32_t max_in_flight, bool owner_reads,
+             bool hello)
 {
   int sv[2], np[2], gp[2];
   test_socketpair(sv);
@@ -206,7 +239,8 @@ start(struct fixture *f, uint32_t max_in_flight, bool hello)
                                .notify = np[1],
                                .go = gp[0],
                                .client_fds = {sv[0], np[0], gp[1]},
-                               .max_in_flight = max_in_flight};
+                               .max_in_flight = max_in_flight,
+                               .owner_reads = owner_reads};
   f->server = test_fork(run_server, &server);
   close(sv[1]);
   close(np[1]);
@@ -722,4 +756,85 @@ TEST(rpc_server_checks_raw_requests)
   CHECK_INT(r, ==, -ECONNRESET);
   aipc_conn_destroy(c);
   test_wait_ok(pid);
+}
+
+/* --- A session whose owner reads -------------------------------------------- */
+
+/* The server child's main thread reads and answers; events sent from it
+ * arrive in order; the client's hang-up ends the reads with -ECONNRESET
+ * (checked in the child, which exits 0 only then). */
+TEST(rpc_owner_reads_calls_events_and_hangup)
+{
+  struct fixture f = {0};
+  start_server(&f, 0, true, true);
+  for (uint64_t i = 0; i < 200; i++) {
+    uint64_t echo;
+    CHECK_INT(ping(&f, i, &echo, -1), ==, 0);
+    CHECK(echo == i);
+  }
+  uint64_t last;
+  CHECK_INT(ping(&f, EVENTS_BIT | 5, &last, -1), ==, 0);
+  CHECK_INT(last, ==, 5);
+  CHECK_INT(atomic_load(&f.last_event), ==, 5);
+  stop(&f);
+}
+
+struct owned_session {
+  struct aipc_loop *loop;
+  int fd; /* taken by the session */
+  struct aipc_session *session;
+};
+
+static void
+session_attach(void *data)
+{
+  struct owned_session *o = data;
+  static const struct aipc_session_handlers handlers = {.request = NULL};
+  struct aipc_session_params params = {.owner_reads = true};
+  CHECK_INT(aipc_session_new(o->loop, o->fd, &aipc_protocol, &params,
+                             &handlers, NULL, &o->session),
+            ==, 0);
+}
+
+static void
+session_detach(void *data)
+{
+  aipc_session_destroy(data);
+}
+
+struct shutter {
+  struct aipc_session *session;
+  int delay_ms;
+};
+
+static void *
+shut_later(void *data)
+{
+  struct shutter *sh = data;
+  usleep((useconds_t)sh->delay_ms * 1000);
+  aipc_session_shutdown(sh->session);
+  return NULL;
+}
+
+/* A read waits no longer than asked; another thread's shutdown wakes a
+ * reader that waits without end, and from then on every read fails. */
+TEST(rpc_owner_reads_timeout_and_shutdown_from_another_thread)
+{
+  struct aipc_loop *loop;
+  CHECK_INT(aipc_loop_new("test-owner", NULL, &loop), ==, 0);
+  int sv[2];
+  test_socketpair(sv);
+  struct owned_session o = {.loop = loop, .fd = sv[1]};
+  CHECK_INT(aipc_loop_invoke(loop, session_attach, &o), ==, 0);
+  struct aipc_session *s = o.session;
+  CHECK_INT(aipc_session_read(s, 20), ==, -ETIMEDOUT);
+  struct shutter sh = {.session = s, .delay_ms = 50};
+  pthread_t thread;
+  CHECK_INT(pthread_create(&thread, NULL, shut_later, &sh), ==, 0);
+  CHECK_INT(aipc_session_read(s, -1), ==, -ECONNRESET);
+  pthread_join(thread, NULL);
+  CHECK_INT(aipc_session_read(s, -1), ==, -ECONNRESET);
+  CHECK_INT(aipc_loop_invoke(loop, session_detach, s), ==, 0);
+  close(sv[0]);
+  aipc_loop_destroy(loop);
 }
