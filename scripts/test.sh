@@ -73,6 +73,7 @@ echo "== clang, ASan+UBSan"
 CC=clang setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
   -Db_lundef=false -Dc_args=-fno-sanitize-recover=all
 ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1 \
+  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   run_suite build-asan clang-asan --timeout-multiplier 3
 

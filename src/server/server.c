@@ -58,29 +58,45 @@ aipc_server_limits(const struct aipc_server *server)
   return &server->limits;
 }
 
+enum limits_op { LIMITS_GET, LIMITS_SET, LIMITS_SET_MONITORS };
+
 struct limits_call {
   struct aipc_server *server;
   struct aipc_limits *limits;
-  bool set;
+  enum limits_op op;
 };
 
 static void
 exchange_limits(void *data)
 {
   struct limits_call *call = data;
-  if (call->set) {
-    call->limits->allow_monitors = call->server->limits.allow_monitors;
-    call->server->limits = *call->limits;
-  } else {
-    *call->limits = call->server->limits;
+  struct aipc_limits *server_limits = &call->server->limits;
+  switch (call->op) {
+  case LIMITS_GET:
+    *call->limits = *server_limits;
+    break;
+  case LIMITS_SET: /* the limits, not the monitors' permission */
+    call->limits->allow_monitors = server_limits->allow_monitors;
+    *server_limits = *call->limits;
+    break;
+  case LIMITS_SET_MONITORS:
+    server_limits->allow_monitors = call->limits->allow_monitors;
+    break;
   }
 }
 
-static void
-set_allow_monitors(void *data)
+/* Runs `op` on the loop thread; 0, or -1 with errno set. */
+static int
+call_limits(struct aipc_server *server, struct aipc_limits *limits,
+            enum limits_op op)
 {
-  struct limits_call *call = data;
-  call->server->limits.allow_monitors = call->limits->allow_monitors;
+  struct limits_call call = {.server = server, .limits = limits, .op = op};
+  int r = aipc_loop_invoke(server->loop, exchange_limits, &call);
+  if (r < 0) {
+    errno = -r;
+    return -1;
+  }
+  return 0;
 }
 
 int
@@ -92,13 +108,7 @@ audioipc_server_allow_monitors(void *handle, int allow)
     return -1;
   }
   struct aipc_limits l = {.allow_monitors = allow != 0};
-  struct limits_call call = {.server = server, .limits = &l, .set = true};
-  int r = aipc_loop_invoke(server->loop, set_allow_monitors, &call);
-  if (r < 0) {
-    errno = -r;
-    return -1;
-  }
-  return 0;
+  return call_limits(server, &l, LIMITS_SET_MONITORS);
 }
 
 int
@@ -110,12 +120,8 @@ audioipc_server_get_limits(void *handle, AudioIpcServerLimits *out)
     return -1;
   }
   struct aipc_limits l;
-  struct limits_call call = {.server = server, .limits = &l, .set = false};
-  int r = aipc_loop_invoke(server->loop, exchange_limits, &call);
-  if (r < 0) {
-    errno = -r;
+  if (call_limits(server, &l, LIMITS_GET) < 0)
     return -1;
-  }
   *out = (AudioIpcServerLimits){.streams_per_client = l.streams_per_client,
                                 .shm_per_stream = l.shm_per_stream,
                                 .shm_per_client = l.shm_per_client,
@@ -147,13 +153,7 @@ audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
                           .device_tokens = in->device_tokens,
                           .requests_in_flight = in->requests_in_flight,
                           .channels_max = in->channels_max};
-  struct limits_call call = {.server = server, .limits = &l, .set = true};
-  int r = aipc_loop_invoke(server->loop, exchange_limits, &call);
-  if (r < 0) {
-    errno = -r;
-    return -1;
-  }
-  return 0;
+  return call_limits(server, &l, LIMITS_SET);
 }
 
 bool

@@ -35,6 +35,7 @@ struct fixture {
   uint64_t honest_frames; /* at the last fixture_baseline */
   int fds;                /* baseline */
   size_t heap;            /* baseline */
+  size_t heap_tolerance;  /* how far from it the heap may end a case */
 };
 
 /* Starts the server on `backend` (NULL: FIXTURE_BACKEND) and the honest
@@ -66,7 +67,8 @@ uint64_t fixture_honest_frames(struct fixture *f);
 int fixture_live_streams(struct fixture *f);
 
 /* The heap bytes in use in this process, and how far from its baseline
- * the heap may be once a case is over. */
+ * the heap may be once a case is over on the virtual device (more on a
+ * real backend: fixture.heap_tolerance). */
 size_t fixture_heap_bytes(void);
 size_t fixture_heap_tolerance(void);
 /* Waits until the fds and heap are back at the baseline; returns the

@@ -246,16 +246,7 @@ exceed_limits(struct fixture *f, struct tally *t)
 
 TEST(limits_exceeding_each_gets_an_error_reply)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  exceed_limits(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  exceed_limits(&f, &t);
-  tally_print(&t, "limits");
-  fixture_check(&f, "limits");
-  fixture_finish(&f);
+  hostile_case(NULL, exceed_limits, "limits");
 }
 
 /* Requests in flight: the client's thread reads a request only once it

@@ -79,26 +79,14 @@ registrations(struct fixture *f, struct tally *t)
   }
 }
 
-static void
-registrations_case(const char *backend)
-{
-  struct fixture f;
-  fixture_start(&f, backend);
-  struct tally t = {0};
-  registrations(&f, &t);
-  tally_print(&t, "collection registrations");
-  fixture_check(&f, "collection registrations");
-  fixture_finish(&f);
-}
-
 TEST(hostile_collection_registrations_in_any_order)
 {
-  registrations_case(NULL);
+  hostile_case(NULL, registrations, "collection registrations");
 }
 
 TEST(pulse_collection_registrations_in_any_order)
 {
-  registrations_case("pulse");
+  hostile_case("pulse", registrations, "collection registrations");
 }
 
 
@@ -146,19 +134,10 @@ contexts_until_refused(struct fixture *f, struct tally *t)
     raw_close(&r[i]);
 }
 
+/* (The rehearsal's refusal loads alsa-lib's configuration, for good.) */
 TEST_TIMEOUT(pulse_no_silent_fallback_when_pulse_is_full, 120)
 {
-  struct fixture f;
-  fixture_start(&f, "pulse");
-  struct tally t = {0};
-  /* The first refusal loads alsa-lib's configuration, for good. */
-  contexts_until_refused(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  contexts_until_refused(&f, &t);
-  tally_print(&t, "contexts until pulse is full");
-  fixture_check(&f, "contexts until pulse is full");
-  fixture_finish(&f);
+  hostile_case("pulse", contexts_until_refused, "contexts until pulse is full");
 }
 
 /* --- No client hears another ---------------------------------------------- */

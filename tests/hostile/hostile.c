@@ -15,6 +15,23 @@ tally_print(const struct tally *t, const char *what)
 }
 
 void
+hostile_case(const char *backend,
+             void (*round)(struct fixture *f, struct tally *t),
+             const char *what)
+{
+  struct fixture f;
+  fixture_start(&f, backend);
+  struct tally t = {0};
+  round(&f, &t);
+  fixture_baseline(&f);
+  t = (struct tally){0};
+  round(&f, &t);
+  tally_print(&t, what);
+  fixture_check(&f, what);
+  fixture_finish(&f);
+}
+
+void
 expect_error(struct raw *r, struct tally *t, uint16_t opcode,
              const void *payload, size_t len, int error)
 {

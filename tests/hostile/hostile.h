@@ -3,6 +3,7 @@
 #ifndef AIPC_TEST_HOSTILE_H
 #define AIPC_TEST_HOSTILE_H
 
+#include "fixture.h"
 #include "raw.h"
 
 #include <stdbool.h>
@@ -18,6 +19,13 @@ struct tally {
 };
 
 void tally_print(const struct tally *t, const char *what);
+
+/* The usual case: a fixture on `backend` (NULL: the virtual device),
+ * `round` once to rehearse (what is allocated once), then the measured
+ * `round`: its tally printed and fixture_check run, under `what`. */
+void hostile_case(const char *backend,
+                  void (*round)(struct fixture *f, struct tally *t),
+                  const char *what);
 
 /* Sends `len` payload bytes as `opcode`; the answer must be an ERROR
  * carrying `error`, and the connection must stay. */

@@ -438,16 +438,7 @@ unknown_opcodes(struct fixture *f, struct tally *t)
 
 TEST(hostile_unknown_opcodes_and_replies_sent_as_requests)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  unknown_opcodes(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  unknown_opcodes(&f, &t);
-  tally_print(&t, "unknown and misdirected opcodes");
-  fixture_check(&f, "unknown opcodes");
-  fixture_finish(&f);
+  hostile_case(NULL, unknown_opcodes, "unknown and misdirected opcodes");
 }
 
 /* --- Fds and control data ------------------------------------------------- */
@@ -590,16 +581,7 @@ fds_and_control(struct fixture *f, struct tally *t)
 
 TEST(hostile_messages_carrying_fds_and_odd_control_data)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  fds_and_control(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  fds_and_control(&f, &t);
-  tally_print(&t, "fds and control data");
-  fixture_check(&f, "fds and control data");
-  fixture_finish(&f);
+  hostile_case(NULL, fds_and_control, "fds and control data");
 }
 
 /* --- The handshake -------------------------------------------------------- */
@@ -692,16 +674,7 @@ handshake(struct fixture *f, struct tally *t)
 
 TEST(hostile_requests_before_hello_and_wrong_versions)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  handshake(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  handshake(&f, &t);
-  tally_print(&t, "handshake");
-  fixture_check(&f, "handshake");
-  fixture_finish(&f);
+  hostile_case(NULL, handshake, "handshake");
 }
 
 /* --- Order of requests ---------------------------------------------------- */
@@ -729,16 +702,7 @@ before_context_init(struct fixture *f, struct tally *t)
 
 TEST(hostile_requests_before_context_init)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  before_context_init(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  before_context_init(&f, &t);
-  tally_print(&t, "before CONTEXT_INIT");
-  fixture_check(&f, "before CONTEXT_INIT");
-  fixture_finish(&f);
+  hostile_case(NULL, before_context_init, "before CONTEXT_INIT");
 }
 
 /* --- Stream ids and device tokens ----------------------------------------- */
@@ -885,16 +849,7 @@ stream_ids_and_tokens(struct fixture *f, struct tally *t)
 
 TEST(hostile_bad_stream_ids_device_tokens_and_double_destroy)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  stream_ids_and_tokens(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  stream_ids_and_tokens(&f, &t);
-  tally_print(&t, "stream ids and device tokens");
-  fixture_check(&f, "stream ids and device tokens");
-  fixture_finish(&f);
+  hostile_case(NULL, stream_ids_and_tokens, "stream ids and device tokens");
 }
 
 /* --- Stream parameters ---------------------------------------------------- */
@@ -1036,16 +991,7 @@ stream_parameters(struct fixture *f, struct tally *t)
 
 TEST(hostile_stream_parameters_libcubeb_would_abort_on)
 {
-  struct fixture f;
-  fixture_start(&f, NULL);
-  struct tally t = {0};
-  stream_parameters(&f, &t);
-  fixture_baseline(&f);
-  t = (struct tally){0};
-  stream_parameters(&f, &t);
-  tally_print(&t, "stream parameters");
-  fixture_check(&f, "stream parameters");
-  fixture_finish(&f);
+  hostile_case(NULL, stream_parameters, "stream parameters");
 }
 
 /* --- Ten thousand streams ------------------------------------------------- */
