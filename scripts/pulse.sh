@@ -5,7 +5,8 @@
 # tone in a second null sink whose monitor is the default source, as on
 # machines without a microphone; "ci_mic_in", a source that is not a
 # monitor, carries that tone too (the audioipc server never gives a client
-# a monitor, the default or another).
+# a monitor, the default or another). pacmd works (the CLI socket), so a
+# test can end a stream as an administrator would (kill-sink-input).
 #
 #   scripts/pulse.sh start   start it (idempotent; survives a crashed run)
 #   scripts/pulse.sh stop    stop it (idempotent)
@@ -42,6 +43,7 @@ start() {
     'alternate-sample-rate = 48000' >"$PULSE_CONFIG"
   cat >"$dir/ci.pa" <<PA
 load-module module-native-protocol-unix auth-anonymous=1 auth-cookie-enabled=0 socket=$PULSE_RUNTIME_PATH/native
+load-module module-cli-protocol-unix
 load-module module-null-sink sink_name=ci_sink norewinds=1 rate=48000 channels=2 sink_properties=device.description=CI-Null-Sink
 load-module module-null-sink sink_name=ci_mic norewinds=1 rate=48000 channels=1 sink_properties=device.description=CI-Mic
 load-module module-sine sink=ci_mic frequency=440

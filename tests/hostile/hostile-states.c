@@ -13,6 +13,8 @@
 #include "tamper.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +35,7 @@ enum step {
   STEP_DEVICE,
   STEP_DEVICE_CHANGED_ON,
   STEP_DEVICE_CHANGED_OFF,
+  STEP_KILL, /* the sound server ends the stream (pulse; else an error) */
   STEPS,
 };
 
@@ -40,8 +43,51 @@ static const char *const step_names[STEPS] = {
     "start",   "stop",     "full",     "short",          "zero",
     "error",   "silent",   "wait",     "position",       "latency",
     "in-lat.", "volume",   "name",     "device",         "dc-on",
-    "dc-off",
+    "dc-off",  "kill",
 };
+
+/* The backend of the case under way, and a name for its streams that
+ * the sound server shows. */
+static const char *case_backend;
+static unsigned stream_serial;
+
+/*
+ * Has PulseAudio end every stream of ours named `name`, as its
+ * administrator can (pacmd kill-sink-input / kill-source-output; pactl
+ * 16 has no such command): the backend reports CUBEB_STATE_ERROR, and
+ * every later request must get an answer without reaching the dead
+ * stream.
+ */
+static void
+kill_pulse_streams(const char *name)
+{
+  /* The input first: libcubeb's pulse backend aborts (assert(r == 0) in
+   * trigger_user_callback) when a duplex stream's output ends while its
+   * input still delivers: no client can make that happen, only the sound
+   * server (docs/design-notes.md, "The backend guard"). */
+  static const char *const kinds[] = {"source-output", "sink-input"};
+  for (int k = 0; k < 2; k++) {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "pactl list %ss 2>/dev/null", kinds[k]);
+    FILE *list = popen(cmd, "r");
+    CHECK(list != NULL);
+    char line[512], want[160];
+    snprintf(want, sizeof(want), "media.name = \"%s\"", name);
+    long index = -1;
+    while (fgets(line, sizeof(line), list)) {
+      const char *hash = strchr(line, '#');
+      if (line[0] != '\t' && hash)
+        index = strtol(hash + 1, NULL, 10);
+      else if (strstr(line, want) && index >= 0) {
+        snprintf(cmd, sizeof(cmd), "pacmd kill-%s %ld >/dev/null", kinds[k],
+                 index);
+        CHECK(system(cmd) == 0);
+        index = -1;
+      }
+    }
+    pclose(list);
+  }
+}
 
 enum stream_kind { KIND_OUTPUT, KIND_INPUT, KIND_DUPLEX, KINDS };
 static const char *const kind_names[KINDS] = {"output", "input", "duplex"};
@@ -93,6 +139,13 @@ run_step(struct tamper *t, enum step step, struct sequence_stats *st)
     return;
   case STEP_WAIT:
     usleep(60 * 1000);
+    return;
+  case STEP_KILL:
+    if (case_backend && strcmp(case_backend, "pulse") == 0)
+      kill_pulse_streams(t->name);
+    else
+      atomic_store(&t->policy, TAMPER_ERROR);
+    usleep(20 * 1000);
     return;
   case STEP_START:
     op = AIPC_OP_STREAM_START;
@@ -150,7 +203,12 @@ run_sequence(struct fixture *f, enum stream_kind kind, const enum step *steps,
 {
   struct aipc_stream_init q = stream_of_kind(kind);
   struct tamper t;
-  tamper_open(f, &t, 0, &q, false);
+  char name[32];
+  snprintf(name, sizeof(name), "hostile-seq-%u", ++stream_serial);
+  q.name = name;
+  tamper_connect(f, &t, 0);
+  snprintf(t.name, sizeof(t.name), "%s", name);
+  tamper_stream(&t, &q, false);
   tamper_serve(&t, TAMPER_FULL);
   for (unsigned i = 0; i < n; i++)
     run_step(&t, steps[i], st);
@@ -177,6 +235,13 @@ static const struct known_sequence known_sequences[] = {
          STEP_START}},
     {8, {STEP_START, STEP_ZERO, STEP_LATENCY, STEP_WAIT, STEP_LATENCY,
          STEP_POSITION, STEP_START, STEP_LATENCY}},
+    /* Every request after the backend reported an error. */
+    {8, {STEP_START, STEP_KILL, STEP_START, STEP_POSITION, STEP_LATENCY,
+         STEP_VOLUME, STEP_NAME, STEP_STOP}},
+    {7, {STEP_KILL, STEP_DEVICE, STEP_DEVICE_CHANGED_ON, STEP_START,
+         STEP_INPUT_LATENCY, STEP_STOP, STEP_START}},
+    {6, {STEP_START, STEP_SHORT, STEP_KILL, STEP_START, STEP_WAIT,
+         STEP_STOP}},
 };
 #define KNOWN_SEQUENCES (sizeof(known_sequences) / sizeof(known_sequences[0]))
 #define RANDOM_SEQUENCES 12
@@ -209,6 +274,7 @@ static void
 states_case(const char *backend)
 {
   struct fixture f;
+  case_backend = backend;
   fixture_start(&f, backend);
   /* A rehearsal warms up what the backend allocates once (libpulse's
    * pools, alsa-lib's configuration), then the measured run. */

@@ -38,6 +38,7 @@ struct tamper {
   uint32_t seen;     /* the last request tamper_next returned */
   int mode;
   bool misbehaved; /* the case's misbehaviour ran */
+  char name[32];   /* the stream's, if the case named it */
 
   /* The answering thread, if tamper_serve started it. */
   pthread_t thread;
