@@ -325,22 +325,32 @@ stream_free(struct cubeb_stream *stm)
   free(stm);
 }
 
+/* How far past its time a period may be collected: two periods, but at
+ * least 10 ms (a loaded machine's jitter). The device's schedule is
+ * absolute, so however late one period ends, the next ones are still
+ * due at their own times: whoever is slow, the device keeps real time. */
+#define SPLIT_SLACK_MIN_NS (10 * AIPC_NSEC_PER_MSEC)
+
 /* Clock thread, with dev->lock held; drops it around every callback.
- * `next_due` is when the next period is due (realtime clock), or -1. */
+ * `due` is when this period was due (realtime clock), or -1. */
 static void
-run_period(struct device *dev, int64_t next_due)
+run_period(struct device *dev, int64_t due)
 {
   const uint32_t period = dev->opts.period;
   const size_t samples = (size_t)period * dev->opts.channels;
   uint32_t frames = 0; /* the most frames any stream played */
   bool mixed = false;
 
-  /* The split streams' shared deadline (virtual.h): the next period's
-   * time, or half a period from now if the device runs that late. */
+  /* The split streams' shared deadline (virtual.h): the period's time
+   * plus the slack, or half a period from now if the device runs later
+   * than that (the machine stalled it). */
   int64_t deadline = -1;
-  if (next_due >= 0) {
-    int64_t half = aipc_now_ns() + frames_to_ns(period, dev->opts.rate) / 2;
-    deadline = next_due > half ? next_due : half;
+  if (due >= 0) {
+    int64_t period_ns = frames_to_ns(period, dev->opts.rate);
+    int64_t slack = 2 * period_ns > SPLIT_SLACK_MIN_NS ? 2 * period_ns
+                                                        : SPLIT_SLACK_MIN_NS;
+    int64_t half = aipc_now_ns() + period_ns / 2;
+    deadline = due + slack > half ? due + slack : half;
   }
 
   /* -0.0 is the identity of float addition: a lone stream passes
@@ -493,7 +503,7 @@ clock_main(void *data)
         atomic_fetch_add_explicit(&timing.late, 1, memory_order_relaxed);
     }
     run_period(dev, o->clock == AIPC_VIRTUAL_CLOCK_REALTIME
-                        ? base + frames_to_ns(frames + o->period, o->rate)
+                        ? base + frames_to_ns(frames, o->rate)
                         : -1);
     frames += o->period;
   }

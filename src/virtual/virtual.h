@@ -79,10 +79,11 @@ int aipc_virtual_init(cubeb **context, const char *context_name,
  * sleeps about once per period instead of once per stream.
  *
  * end() waits at most until `deadline_ns` (CLOCK_MONOTONIC), which every
- * stream of the period shares: with a realtime clock, the time the next
- * period is due (or, if the device runs late, half a period after it
- * asked), so a slow client loses its own audio and never delays the
- * others'. With a fast clock it is -1: no bound but the stream's own.
+ * stream of the period shares: with a realtime clock, the period's time
+ * on the device's schedule plus two periods (at least 10 ms; or, if the
+ * device runs later than that, half a period after it asked), so a slow
+ * client loses its own audio and never slows the others'. With a fast
+ * clock it is -1: no bound but the stream's own.
  */
 struct aipc_virtual_split {
   void (*begin)(void *user, const void *input, long frames);
