@@ -654,7 +654,7 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
     client_free_tables(c);
     return r;
   }
-  r = aipc_thread_start(&c->thread, "aipc-client",
+  r = aipc_thread_start(&c->thread, "aipc-session",
                         aipc_server_thread_hooks(server), client_main, c);
   if (r < 0) {
     aipc_session_destroy(c->session);

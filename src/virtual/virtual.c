@@ -332,9 +332,10 @@ stream_free(struct cubeb_stream *stm)
 #define SPLIT_SLACK_MIN_NS (10 * AIPC_NSEC_PER_MSEC)
 
 /* Clock thread, with dev->lock held; drops it around every callback.
- * `due` is when this period was due (realtime clock), or -1. */
+ * `due` is when this period was due (realtime clock), or -1; `overslept`
+ * if the machine woke the clock thread late for it. */
 static void
-run_period(struct device *dev, int64_t due)
+run_period(struct device *dev, int64_t due, bool overslept)
 {
   const uint32_t period = dev->opts.period;
   const size_t samples = (size_t)period * dev->opts.channels;
@@ -342,15 +343,17 @@ run_period(struct device *dev, int64_t due)
   bool mixed = false;
 
   /* The split streams' shared deadline (virtual.h): the period's time
-   * plus the slack, or half a period from now if the device runs later
-   * than that (the machine stalled it). */
+   * plus the slack; or, if the device runs later than that, a period
+   * from now while it catches up (which still keeps real time whoever is
+   * slow), and the slack from now in the period the machine woke it late
+   * for (the clients were stalled with it). */
   int64_t deadline = -1;
   if (due >= 0) {
     int64_t period_ns = frames_to_ns(period, dev->opts.rate);
     int64_t slack = 2 * period_ns > SPLIT_SLACK_MIN_NS ? 2 * period_ns
                                                         : SPLIT_SLACK_MIN_NS;
-    int64_t half = aipc_now_ns() + period_ns / 2;
-    deadline = due + slack > half ? due + slack : half;
+    int64_t floor = aipc_now_ns() + (overslept ? slack : period_ns);
+    deadline = due + slack > floor ? due + slack : floor;
   }
 
   /* -0.0 is the identity of float addition: a lone stream passes
@@ -465,7 +468,7 @@ clock_main(void *data)
 {
   struct device *dev = data;
   const struct aipc_virtual_options *o = &dev->opts;
-  bool restart = true;
+  bool restart = true, slept = false;
   int64_t base = 0;
   uint64_t frames = 0; /* played since base */
 
@@ -494,6 +497,7 @@ clock_main(void *data)
         pthread_mutex_unlock(&dev->lock);
         sleep_until(dev, deadline);
         pthread_mutex_lock(&dev->lock);
+        slept = true;
         continue; /* streams may have stopped, or the device closed */
       }
       /* Woken late by the machine: no design absorbs that, so it is
@@ -502,9 +506,11 @@ clock_main(void *data)
       if (late > LATE_WAKE_NS)
         atomic_fetch_add_explicit(&timing.late, 1, memory_order_relaxed);
     }
-    run_period(dev, o->clock == AIPC_VIRTUAL_CLOCK_REALTIME
-                        ? base + frames_to_ns(frames, o->rate)
-                        : -1);
+    bool realtime = o->clock == AIPC_VIRTUAL_CLOCK_REALTIME;
+    int64_t due = base + frames_to_ns(frames, o->rate);
+    run_period(dev, realtime ? due : -1,
+               realtime && slept && aipc_now_ns() - due > LATE_WAKE_NS);
+    slept = false;
     frames += o->period;
   }
   pthread_mutex_unlock(&dev->lock);
