@@ -166,8 +166,8 @@ static void
 rpc_server_attach(void *data)
 {
   /* As the audioipc server's sessions: the owner's thread reads. */
-  static const struct aipc_session_handlers handlers = {
-      .request = rpc_server_request};
+  static const struct aipc_session_handlers handlers = {.request =
+                                                            rpc_server_request};
   static const struct aipc_session_params params = {.owner_reads = true};
   struct rpc_server *s = data;
   s->error = aipc_session_new(s->loop, s->fd, &aipc_protocol, &params,

@@ -41,7 +41,7 @@ struct aipc_client {
   uint32_t nstreams;
   uint32_t next_stream_id;
   uint64_t shm_bytes;
-  struct aipc_devices *devices; /* made with the context */
+  struct aipc_devices *devices;   /* made with the context */
   uint32_t collection_registered; /* device types */
   pid_t *rt_threads; /* promoted for the client, streams_per_client at most */
   uint32_t nrt_threads;
@@ -501,8 +501,8 @@ handle_current_device(struct aipc_client *c, struct aipc_request *req)
     return r;
   char out_buf[AIPC_NAME_MAX + 1], in_buf[AIPC_NAME_MAX + 1];
   struct aipc_current_device_reply reply = {
-      .output_name = dev ? aipc_bounded_string(dev->output_name, out_buf)
-                         : NULL,
+      .output_name =
+          dev ? aipc_bounded_string(dev->output_name, out_buf) : NULL,
       .input_name = dev ? aipc_bounded_string(dev->input_name, in_buf) : NULL};
   aipc_request_reply(req, &reply, NULL, 0);
   if (dev)

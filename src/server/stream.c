@@ -66,7 +66,7 @@ frame_bytes(const cubeb_stream_params *p)
   return sample * p->channels;
 }
 
-/* --- The data path (the backend's audio thread) ----------------------------- */
+/* --- The data path (the backend's audio thread) --------------------------- */
 
 /* Waits for the client's answer to request `seq`, until the deadline. */
 static bool
@@ -244,9 +244,8 @@ serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out, long nframes)
       chunk = s->layout.frames_max;
     if (!ask(s, in ? in + (size_t)done * s->in_frame_bytes : NULL, chunk))
       return play_silence(s, out, done, nframes);
-    int32_t got =
-        collect(s, out ? out + (size_t)done * s->out_frame_bytes : NULL,
-                deadline);
+    int32_t got = collect(
+        s, out ? out + (size_t)done * s->out_frame_bytes : NULL, deadline);
     if (got == ANSWER_FAILED)
       return s->error_return;
     if (got == ANSWER_MISSED)
@@ -389,9 +388,9 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->input_area = (uint8_t *)s->shm.base + s->layout.input_offset;
   s->output_area = (uint8_t *)s->shm.base + s->layout.output_offset;
 
-  int cr = cubeb_stream_init(
-      ctx, &s->backend, name, p->input_device, p->input, p->output_device,
-      p->output, p->latency_frames, data_callback, state_callback, s);
+  int cr = cubeb_stream_init(ctx, &s->backend, name, p->input_device, p->input,
+                             p->output_device, p->output, p->latency_frames,
+                             data_callback, state_callback, s);
   if (cr != CUBEB_OK) {
     r = aipc_errno_from_cubeb(cr);
     aipc_shm_release(&s->shm);
@@ -459,7 +458,7 @@ aipc_sstream_layout(const struct aipc_sstream *s)
   return &s->layout;
 }
 
-/* --- The backend guard (the client's thread) ------------------------------- */
+/* --- The backend guard (the client's thread) ------------------------------ */
 
 /* Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or
  * code points past U+10FFFF): PulseAudio refuses a stream name that is
@@ -538,8 +537,7 @@ aipc_sstream_check_params(cubeb *ctx, const cubeb_stream_params *in,
     return -EINVAL;
   uint32_t rate = 0;
   if (in && cubeb_get_preferred_sample_rate(ctx, &rate) == CUBEB_OK &&
-      rate > in->rate &&
-      (uint64_t)in->channels * 80 * rate / in->rate > 8192)
+      rate > in->rate && (uint64_t)in->channels * 80 * rate / in->rate > 8192)
     return -EINVAL;
   return 0;
 }

@@ -350,8 +350,8 @@ run_period(struct device *dev, int64_t due, bool overslept)
   int64_t deadline = -1;
   if (due >= 0) {
     int64_t period_ns = frames_to_ns(period, dev->opts.rate);
-    int64_t slack = 2 * period_ns > SPLIT_SLACK_MIN_NS ? 2 * period_ns
-                                                        : SPLIT_SLACK_MIN_NS;
+    int64_t slack =
+        2 * period_ns > SPLIT_SLACK_MIN_NS ? 2 * period_ns : SPLIT_SLACK_MIN_NS;
     int64_t floor = aipc_now_ns() + (overslept ? slack : period_ns);
     deadline = due + slack > floor ? due + slack : floor;
   }

@@ -290,7 +290,7 @@ TEST(fault_server_stops_under_playing_clients)
   CHECK(heap_delta <= (long long)fixture_heap_tolerance());
 }
 
-/* --- The virtual device's change hooks, from any thread -------------------- */
+/* --- The virtual device's change hooks, from any thread ------------------- */
 
 static atomic_bool triggers_quit;
 
@@ -334,17 +334,17 @@ TEST_TIMEOUT(hostile_device_changes_race_stream_destruction, 120)
         .type = CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
         .enable = 1};
     CHECK_INT(
-        raw_call(&r, AIPC_OP_REGISTER_COLLECTION_CHANGED, &reg, NULL, NULL),
-        ==, 0);
+        raw_call(&r, AIPC_OP_REGISTER_COLLECTION_CHANGED, &reg, NULL, NULL), ==,
+        0);
     uint32_t ids[RACE_STREAMS];
     for (int i = 0; i < RACE_STREAMS; i++) {
       int id = raw_stream_init(&r, &q, NULL, NULL);
       CHECK(id > 0);
       ids[i] = (uint32_t)id;
       struct aipc_stream_register on = {.stream = ids[i], .enable = 1};
-      CHECK_INT(raw_call(&r, AIPC_OP_STREAM_REGISTER_DEVICE_CHANGED, &on, NULL,
-                         NULL),
-                ==, 0);
+      CHECK_INT(
+          raw_call(&r, AIPC_OP_STREAM_REGISTER_DEVICE_CHANGED, &on, NULL, NULL),
+          ==, 0);
     }
     /* Half go one by one, the rest with the connection. */
     for (int i = 0; i < RACE_STREAMS / 2; i++)

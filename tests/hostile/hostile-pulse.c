@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* --- Device-collection registration ---------------------------------------- */
+/* --- Device-collection registration --------------------------------------- */
 
 struct registration {
   uint32_t type, enable;
@@ -63,12 +63,11 @@ registrations(struct fixture *f, struct tally *t)
     fixture_connect(f, &r, NULL);
     raw_greet(&r);
     for (unsigned s = 0; s < c->nsteps; s++) {
-      struct aipc_register_collection_changed q = {.type = c->steps[s].type,
-                                                   .enable =
-                                                       c->steps[s].enable};
-      CHECK_INT(raw_call(&r, AIPC_OP_REGISTER_COLLECTION_CHANGED, &q, NULL,
-                         NULL),
-                ==, 0);
+      struct aipc_register_collection_changed q = {
+          .type = c->steps[s].type, .enable = c->steps[s].enable};
+      CHECK_INT(
+          raw_call(&r, AIPC_OP_REGISTER_COLLECTION_CHANGED, &q, NULL, NULL), ==,
+          0);
       t->sent++;
       t->ok++;
     }
@@ -89,8 +88,8 @@ TEST(pulse_collection_registrations_in_any_order)
   hostile_case("pulse", registrations, "collection registrations");
 }
 
-
-/* --- The backend asked for ---------------------------------------------------- */
+/* --- The backend asked for
+ * ---------------------------------------------------- */
 
 /*
  * PulseAudio takes 64 native clients; past that, libcubeb's pulse init
@@ -142,37 +141,6 @@ TEST_TIMEOUT(pulse_no_silent_fallback_when_pulse_is_full, 120)
 
 /* --- No client hears another ---------------------------------------------- */
 
-struct listed_device {
-  uint64_t token;
-  char id[AIPC_NAME_MAX + 1];
-  uint32_t type, preferred;
-};
-
-static int
-list_devices(struct raw *r, struct listed_device *out, int max)
-{
-  struct aipc_enumerate_devices e = {.type = CUBEB_DEVICE_TYPE_OUTPUT |
-                                             CUBEB_DEVICE_TYPE_INPUT};
-  uint32_t serial = raw_send_body(r, AIPC_OP_ENUMERATE_DEVICES, &e);
-  static struct raw_msg m;
-  CHECK(raw_wait(r, serial, &m, NULL) == RAW_OK);
-  struct aipc_devices_reply reply;
-  const struct aipc_msg_desc *d =
-      aipc_protocol_msg(&aipc_protocol, AIPC_OP_DEVICES_REPLY);
-  CHECK_INT(aipc_record_decode(&d->record, m.payload, m.len, &reply), ==, 0);
-  struct aipc_array_iter it = {0};
-  struct aipc_device dev;
-  int n = 0;
-  while (aipc_array_next(&reply.devices, &it, &dev) && n < max) {
-    out[n] = (struct listed_device){
-        .token = dev.token, .type = dev.type, .preferred = dev.preferred};
-    snprintf(out[n].id, sizeof(out[n].id), "%s",
-             dev.device_id ? dev.device_id : "");
-    n++;
-  }
-  return n;
-}
-
 static bool
 is_monitor_id(const char *id)
 {
@@ -195,8 +163,8 @@ record_peak(struct fixture *f, const char *id, double ms)
                                .in_layout = CUBEB_LAYOUT_MONO,
                                .latency_frames = FIXTURE_PERIOD};
   if (id) {
-    struct listed_device devices[32];
-    int n = list_devices(&t.r, devices, 32);
+    struct raw_device devices[32];
+    int n = raw_list_devices(&t.r, devices, 32);
     for (int i = 0; i < n && !q.input_device; i++)
       if (strcmp(devices[i].id, id) == 0 &&
           (devices[i].type & CUBEB_DEVICE_TYPE_INPUT))
@@ -234,8 +202,8 @@ monitors_hidden(struct fixture *f, struct tally *t)
   struct raw r;
   fixture_connect(f, &r, NULL);
   raw_greet(&r);
-  struct listed_device devices[32];
-  int n = list_devices(&r, devices, 32);
+  struct raw_device devices[32];
+  int n = raw_list_devices(&r, devices, 32);
   int inputs = 0, preferred_inputs = 0;
   for (int i = 0; i < n; i++) {
     if (!(devices[i].type & CUBEB_DEVICE_TYPE_INPUT))
@@ -272,8 +240,7 @@ monitors_hidden(struct fixture *f, struct tally *t)
     if (!(devices[i].type & CUBEB_DEVICE_TYPE_INPUT))
       continue;
     peak = record_peak(f, devices[i].id, 300);
-    printf("  input %-20s loudest sample %.2f\n", devices[i].id,
-           (double)peak);
+    printf("  input %-20s loudest sample %.2f\n", devices[i].id, (double)peak);
     CHECK(peak < HEARS_OTHERS);
     t->sent++;
     t->ok++;

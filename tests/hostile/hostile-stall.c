@@ -9,8 +9,8 @@
  * up must be torn down promptly, and so must a server stopped under
  * stalled clients. Run on the virtual device and on pulse.
  */
-#include "hostile.h"
 #include "fixture.h"
+#include "hostile.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -122,8 +122,7 @@ timing_median(struct timing *t)
 }
 
 enum { T_INIT, T_POSITION, T_DESTROY, T_KINDS };
-static const char *const timing_names[T_KINDS] = {"STREAM_INIT",
-                                                  "GET_POSITION",
+static const char *const timing_names[T_KINDS] = {"STREAM_INIT", "GET_POSITION",
                                                   "STREAM_DESTROY"};
 
 /* An honest client creates a stream, asks its position, destroys it, for
@@ -157,9 +156,8 @@ static void
 print_timings(const char *what, struct timing *t)
 {
   for (int k = 0; k < T_KINDS; k++)
-    printf("  %-28s %-14s %4u answers, median %7.2f ms, worst %7.2f ms\n",
-           what, timing_names[k], t[k].n, timing_median(&t[k]),
-           t[k].worst_ms);
+    printf("  %-28s %-14s %4u answers, median %7.2f ms, worst %7.2f ms\n", what,
+           timing_names[k], t[k].n, timing_median(&t[k]), t[k].worst_ms);
   fflush(stdout);
 }
 
@@ -173,9 +171,9 @@ stall_round(struct fixture *f, const char *backend, int n, double ms,
   for (int i = 0; i < n; i++)
     staller_open(f, &stallers[i], backend, STALLER_STREAMS);
   for (int i = 0; i < n; i++)
-    CHECK_INT(pthread_create(&stallers[i].thread, NULL, staller_main,
-                             &stallers[i]),
-              ==, 0);
+    CHECK_INT(
+        pthread_create(&stallers[i].thread, NULL, staller_main, &stallers[i]),
+        ==, 0);
   honest_requests(f, ms, stalled);
   *requests = 0;
   for (int i = 0; i < n; i++) {
@@ -204,7 +202,8 @@ stallers_while_honest(const char *backend)
   memset(alone, 0, sizeof(alone));
   memset(stalled, 0, sizeof(stalled));
   honest_requests(&f, 1000, alone);
-  double teardown = stall_round(&f, backend, STALLERS, 3000, stalled, &requests);
+  double teardown =
+      stall_round(&f, backend, STALLERS, 3000, stalled, &requests);
 
   print_timings("alone:", alone);
   char what[64];

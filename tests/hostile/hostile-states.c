@@ -40,10 +40,9 @@ enum step {
 };
 
 static const char *const step_names[STEPS] = {
-    "start",   "stop",     "full",     "short",          "zero",
-    "error",   "silent",   "wait",     "position",       "latency",
-    "in-lat.", "volume",   "name",     "device",         "dc-on",
-    "dc-off",  "kill",
+    "start",  "stop",   "full",     "short",   "zero",    "error",
+    "silent", "wait",   "position", "latency", "in-lat.", "volume",
+    "name",   "device", "dc-on",    "dc-off",  "kill",
 };
 
 /* The backend of the case under way, and a name for its streams that
@@ -98,8 +97,8 @@ stream_of_kind(enum stream_kind kind)
   /* 100 ms: pulse drains for twice its latency, long enough to act on. */
   struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, 4800);
   if (kind == KIND_INPUT)
-    q.has_output = 0, q.out_format = q.out_rate = q.out_channels =
-                          q.out_layout = 0;
+    q.has_output = 0,
+    q.out_format = q.out_rate = q.out_channels = q.out_layout = 0;
   if (kind != KIND_OUTPUT) {
     q.has_input = 1;
     q.in_format = CUBEB_SAMPLE_FLOAT32NE;
@@ -120,8 +119,8 @@ static void
 run_step(struct tamper *t, enum step step, struct sequence_stats *st)
 {
   static const enum tamper_policy policies[] = {
-      [STEP_FULL] = TAMPER_FULL,   [STEP_SHORT] = TAMPER_SHORT,
-      [STEP_ZERO] = TAMPER_ZERO,   [STEP_ERROR] = TAMPER_ERROR,
+      [STEP_FULL] = TAMPER_FULL,     [STEP_SHORT] = TAMPER_SHORT,
+      [STEP_ZERO] = TAMPER_ZERO,     [STEP_ERROR] = TAMPER_ERROR,
       [STEP_SILENT] = TAMPER_SILENT,
   };
   uint16_t op;
@@ -229,19 +228,20 @@ static const struct known_sequence known_sequences[] = {
     {4, {STEP_START, STEP_SHORT, STEP_START, STEP_WAIT}},
     {5, {STEP_START, STEP_SHORT, STEP_WAIT, STEP_START, STEP_WAIT}},
     {5, {STEP_START, STEP_SHORT, STEP_STOP, STEP_START, STEP_WAIT}},
-    {6, {STEP_START, STEP_ERROR, STEP_START, STEP_SHORT, STEP_START,
-         STEP_WAIT}},
-    {6, {STEP_STOP, STEP_STOP, STEP_START, STEP_START, STEP_SHORT,
-         STEP_START}},
-    {8, {STEP_START, STEP_ZERO, STEP_LATENCY, STEP_WAIT, STEP_LATENCY,
-         STEP_POSITION, STEP_START, STEP_LATENCY}},
+    {6,
+     {STEP_START, STEP_ERROR, STEP_START, STEP_SHORT, STEP_START, STEP_WAIT}},
+    {6, {STEP_STOP, STEP_STOP, STEP_START, STEP_START, STEP_SHORT, STEP_START}},
+    {8,
+     {STEP_START, STEP_ZERO, STEP_LATENCY, STEP_WAIT, STEP_LATENCY,
+      STEP_POSITION, STEP_START, STEP_LATENCY}},
     /* Every request after the backend reported an error. */
-    {8, {STEP_START, STEP_KILL, STEP_START, STEP_POSITION, STEP_LATENCY,
-         STEP_VOLUME, STEP_NAME, STEP_STOP}},
-    {7, {STEP_KILL, STEP_DEVICE, STEP_DEVICE_CHANGED_ON, STEP_START,
-         STEP_INPUT_LATENCY, STEP_STOP, STEP_START}},
-    {6, {STEP_START, STEP_SHORT, STEP_KILL, STEP_START, STEP_WAIT,
-         STEP_STOP}},
+    {8,
+     {STEP_START, STEP_KILL, STEP_START, STEP_POSITION, STEP_LATENCY,
+      STEP_VOLUME, STEP_NAME, STEP_STOP}},
+    {7,
+     {STEP_KILL, STEP_DEVICE, STEP_DEVICE_CHANGED_ON, STEP_START,
+      STEP_INPUT_LATENCY, STEP_STOP, STEP_START}},
+    {6, {STEP_START, STEP_SHORT, STEP_KILL, STEP_START, STEP_WAIT, STEP_STOP}},
 };
 #define KNOWN_SEQUENCES (sizeof(known_sequences) / sizeof(known_sequences[0]))
 #define RANDOM_SEQUENCES 12

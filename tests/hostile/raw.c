@@ -6,6 +6,7 @@
 #include <cubeb/cubeb.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -294,6 +295,31 @@ raw_stream_call(struct raw *r, uint16_t opcode, uint32_t stream)
 {
   struct aipc_stream_ref ref = {.stream = stream};
   return raw_call(r, opcode, &ref, NULL, NULL);
+}
+
+int
+raw_list_devices(struct raw *r, struct raw_device *out, int max)
+{
+  struct aipc_enumerate_devices e = {.type = CUBEB_DEVICE_TYPE_OUTPUT |
+                                             CUBEB_DEVICE_TYPE_INPUT};
+  uint32_t serial = raw_send_body(r, AIPC_OP_ENUMERATE_DEVICES, &e);
+  static _Thread_local struct raw_msg m;
+  CHECK(raw_wait(r, serial, &m, NULL) == RAW_OK);
+  struct aipc_devices_reply reply;
+  const struct aipc_msg_desc *d =
+      aipc_protocol_msg(&aipc_protocol, AIPC_OP_DEVICES_REPLY);
+  CHECK_INT(aipc_record_decode(&d->record, m.payload, m.len, &reply), ==, 0);
+  struct aipc_array_iter it = {0};
+  struct aipc_device dev;
+  int n = 0;
+  while (aipc_array_next(&reply.devices, &it, &dev) && n < max) {
+    out[n] = (struct raw_device){
+        .token = dev.token, .type = dev.type, .preferred = dev.preferred};
+    snprintf(out[n].id, sizeof(out[n].id), "%s",
+             dev.device_id ? dev.device_id : "");
+    n++;
+  }
+  return n;
 }
 
 uint64_t

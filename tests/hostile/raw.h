@@ -107,6 +107,17 @@ int raw_stream_init(struct raw *r, const struct aipc_stream_init *q,
 /* A request naming just a stream (START, STOP, DESTROY, ...). */
 int raw_stream_call(struct raw *r, uint16_t opcode, uint32_t stream);
 
+/* A device of an enumeration, as the raw client keeps it. */
+struct raw_device {
+  uint64_t token;
+  char id[AIPC_NAME_MAX + 1]; /* "" if the backend gave none */
+  uint32_t type, preferred;
+};
+
+/* Enumerates input and output devices (the call must succeed); returns
+ * how many, at most `max`. */
+int raw_list_devices(struct raw *r, struct raw_device *out, int max);
+
 /* A deterministic random number generator (xorshift64*). */
 uint64_t raw_rand(uint64_t *state);
 

@@ -18,11 +18,11 @@
 
 /* How a tamper stream's answering thread answers (tamper_serve). */
 enum tamper_policy {
-  TAMPER_FULL,    /* every frame asked for */
-  TAMPER_SHORT,   /* half of them: the stream drains */
-  TAMPER_ZERO,    /* none */
-  TAMPER_ERROR,   /* an error: the client's callback failed */
-  TAMPER_SILENT,  /* no answer at all */
+  TAMPER_FULL,   /* every frame asked for */
+  TAMPER_SHORT,  /* half of them: the stream drains */
+  TAMPER_ZERO,   /* none */
+  TAMPER_ERROR,  /* an error: the client's callback failed */
+  TAMPER_SILENT, /* no answer at all */
   TAMPER_POLICIES,
 };
 

@@ -736,20 +736,11 @@ all_stream_ops_fail(struct raw *r, struct tally *t, uint32_t id, int error)
 static int
 enumerate_tokens(struct raw *r, uint64_t *tokens, int max)
 {
-  struct aipc_enumerate_devices e = {.type = CUBEB_DEVICE_TYPE_OUTPUT |
-                                             CUBEB_DEVICE_TYPE_INPUT};
-  uint32_t serial = raw_send_body(r, AIPC_OP_ENUMERATE_DEVICES, &e);
-  struct raw_msg m;
-  CHECK(raw_wait(r, serial, &m, NULL) == RAW_OK);
-  struct aipc_devices_reply reply;
-  const struct aipc_msg_desc *d =
-      aipc_protocol_msg(&aipc_protocol, AIPC_OP_DEVICES_REPLY);
-  CHECK_INT(aipc_record_decode(&d->record, m.payload, m.len, &reply), ==, 0);
-  struct aipc_array_iter it = {0};
-  struct aipc_device dev;
-  int n = 0;
-  while (aipc_array_next(&reply.devices, &it, &dev) && n < max)
-    tokens[n++] = dev.token;
+  static struct raw_device devices[AIPC_DEVICES_MAX];
+  int n = raw_list_devices(r, devices,
+                           max < AIPC_DEVICES_MAX ? max : AIPC_DEVICES_MAX);
+  for (int i = 0; i < n; i++)
+    tokens[i] = devices[i].token;
   return n;
 }
 

@@ -758,7 +758,7 @@ TEST(rpc_server_checks_raw_requests)
   test_wait_ok(pid);
 }
 
-/* --- A session whose owner reads -------------------------------------------- */
+/* --- A session whose owner reads ------------------------------------------ */
 
 /* The server child's main thread reads and answers; events sent from it
  * arrive in order; the client's hang-up ends the reads with -ECONNRESET
@@ -791,8 +791,8 @@ session_attach(void *data)
   struct owned_session *o = data;
   static const struct aipc_session_handlers handlers = {.request = NULL};
   struct aipc_session_params params = {.owner_reads = true};
-  CHECK_INT(aipc_session_new(o->loop, o->fd, &aipc_protocol, &params,
-                             &handlers, NULL, &o->session),
+  CHECK_INT(aipc_session_new(o->loop, o->fd, &aipc_protocol, &params, &handlers,
+                             NULL, &o->session),
             ==, 0);
 }
 
