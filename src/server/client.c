@@ -360,10 +360,8 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
     id = ++c->next_stream_id;
   p.registry = aipc_server_stats(c->server);
   p.stats = aipc_stats_new(p.registry, c->number, c->pid, id);
-  if (!p.stats)
-    return -ENOMEM;
   struct aipc_sstream *s;
-  r = aipc_sstream_new(c, c->ctx, id, &p, &s);
+  r = p.stats ? aipc_sstream_new(c, c->ctx, id, &p, &s) : -ENOMEM;
   cubeb_device_collection_destroy(c->ctx, &hold);
   if (r < 0)
     return r;
