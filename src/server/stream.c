@@ -292,9 +292,13 @@ split_end(void *user, void *output, long frames, int64_t device_deadline)
   long r;
   int32_t got = ANSWER_MISSED;
   if (s->split_asked) {
+    /* The device's deadline, shared by the period's streams, within
+     * deadline_max of the ask. */
     int64_t deadline = callback_deadline(s, s->asked_at, frames);
-    if (device_deadline >= 0 && device_deadline < deadline)
-      deadline = device_deadline;
+    if (device_deadline >= 0)
+      deadline = device_deadline < s->asked_at + s->deadline_max_ns
+                     ? device_deadline
+                     : s->asked_at + s->deadline_max_ns;
     got = collect(s, output, deadline);
   }
   if (got == ANSWER_FAILED)

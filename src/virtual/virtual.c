@@ -326,10 +326,12 @@ stream_free(struct cubeb_stream *stm)
 }
 
 /* How far past its time a period may be collected: two periods, but at
- * least 10 ms (a loaded machine's jitter). The device's schedule is
- * absolute, so however late one period ends, the next ones are still
- * due at their own times: whoever is slow, the device keeps real time. */
-#define SPLIT_SLACK_MIN_NS (10 * AIPC_NSEC_PER_MSEC)
+ * least 20 ms (a loaded machine's jitter; the bound a real backend's
+ * callback gets, AIPC_DEADLINE_MAX_NS in the server). The device's
+ * schedule is absolute, so however late one period ends, the next ones
+ * are still due at their own times: whoever is slow, the device keeps
+ * real time. */
+#define SPLIT_SLACK_MIN_NS (20 * AIPC_NSEC_PER_MSEC)
 
 /* Clock thread, with dev->lock held; drops it around every callback.
  * `due` is when this period was due (realtime clock), or -1; `overslept`

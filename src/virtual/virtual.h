@@ -80,7 +80,7 @@ int aipc_virtual_init(cubeb **context, const char *context_name,
  *
  * end() waits at most until `deadline_ns` (CLOCK_MONOTONIC), which every
  * stream of the period shares: with a realtime clock, the period's time
- * on the device's schedule plus two periods (at least 10 ms; or, if the
+ * on the device's schedule plus two periods (at least 20 ms; or, if the
  * device runs later than that, a period after it asked), so a slow
  * client loses its own audio and never slows the others'. With a fast
  * clock it is -1: no bound but the stream's own.

@@ -69,7 +69,7 @@ uint32_t
 raw_send(struct raw *r, uint16_t opcode, uint32_t serial, const void *payload,
          size_t len)
 {
-  static _Thread_local uint8_t packet[AIPC_MSG_MAX_SIZE + 64];
+  uint8_t packet[AIPC_MSG_MAX_SIZE + 64];
   CHECK(len + sizeof(struct aipc_msg_header) <= sizeof(packet));
   if (!serial) {
     serial = ++r->serial;
@@ -90,7 +90,7 @@ raw_send_body(struct raw *r, uint16_t opcode, const void *body)
 {
   const struct aipc_msg_desc *desc = aipc_protocol_msg(&aipc_protocol, opcode);
   CHECK(desc != NULL);
-  static _Thread_local uint8_t payload[AIPC_MSG_MAX_SIZE];
+  uint8_t payload[AIPC_MSG_MAX_SIZE];
   int len = aipc_record_encode(&desc->record, body, payload, sizeof(payload));
   CHECK(len >= 0);
   return raw_send(r, opcode, 0, payload, (size_t)len);
@@ -117,7 +117,7 @@ raw_recv(struct raw *r, struct raw_msg *m, int timeout_ms)
   if (ready == 0)
     return -ETIMEDOUT;
 
-  static _Thread_local uint8_t buf[AIPC_MSG_MAX_SIZE];
+  uint8_t buf[AIPC_MSG_MAX_SIZE];
   struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
   union control control;
   struct msghdr mh = {.msg_iov = &iov,
@@ -303,7 +303,7 @@ raw_list_devices(struct raw *r, struct raw_device *out, int max)
   struct aipc_enumerate_devices e = {.type = CUBEB_DEVICE_TYPE_OUTPUT |
                                              CUBEB_DEVICE_TYPE_INPUT};
   uint32_t serial = raw_send_body(r, AIPC_OP_ENUMERATE_DEVICES, &e);
-  static _Thread_local struct raw_msg m;
+  struct raw_msg m;
   CHECK(raw_wait(r, serial, &m, NULL) == RAW_OK);
   struct aipc_devices_reply reply;
   const struct aipc_msg_desc *d =

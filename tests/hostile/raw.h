@@ -6,7 +6,10 @@
  *
  * Every wait has a deadline; a server that neither answers nor hangs up
  * within it fails the test. Each connection belongs to one thread at a
- * time; several threads may each drive their own.
+ * time; several threads may each drive their own. The buffers are on
+ * the caller's stack (about 200 KiB deep), not thread-local: static TLS
+ * this large would not fit the 256 KiB stacks libcubeb's ALSA backend
+ * gives its threads, and their creation would fail.
  */
 #ifndef AIPC_TEST_RAW_H
 #define AIPC_TEST_RAW_H
