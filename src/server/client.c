@@ -379,8 +379,11 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                          .input_offset = layout->input_offset,
                                          .output_offset =
                                              layout->output_offset};
-  int fd = aipc_sstream_shm(s)->fd;
+  /* Sent, the fd is the client's (and the kernel's, until it reads it):
+   * the server keeps only the mapping, not an fd per live stream. */
+  int fd = aipc_sstream_take_fd(s);
   aipc_request_reply(req, &reply, &fd, 1);
+  close(fd);
   return 0;
 }
 

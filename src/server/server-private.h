@@ -207,7 +207,9 @@ void aipc_sstream_cancel(struct aipc_sstream *stream);
 void aipc_sstream_destroy(struct aipc_sstream *stream);
 uint32_t aipc_sstream_id(const struct aipc_sstream *stream);
 cubeb_stream *aipc_sstream_backend(const struct aipc_sstream *stream);
-const struct aipc_shm *aipc_sstream_shm(const struct aipc_sstream *stream);
+/* The fd of the stream's memory, for the client; the caller closes it
+ * once sent (the server keeps only the mapping). */
+int aipc_sstream_take_fd(struct aipc_sstream *stream);
 const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *stream);
 /* Stream names reach backends cut to this many bytes (JACK's port names

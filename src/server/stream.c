@@ -450,10 +450,12 @@ aipc_sstream_backend(const struct aipc_sstream *s)
   return s->backend;
 }
 
-const struct aipc_shm *
-aipc_sstream_shm(const struct aipc_sstream *s)
+int
+aipc_sstream_take_fd(struct aipc_sstream *s)
 {
-  return &s->shm;
+  int fd = s->shm.fd;
+  s->shm.fd = -1;
+  return fd;
 }
 
 const struct aipc_stream_layout *

@@ -287,3 +287,47 @@ TEST(limits_requests_in_flight)
   raw_close(&r);
   e2e_finish(&e);
 }
+
+/* --- Nothing pinned beyond the limits --------------------------------------- */
+
+/*
+ * A stream's memory reaches the client as an fd; the server needs that
+ * fd only to send it. Held for the stream's life, it made every live
+ * stream cost the server an fd, and sixteen connections with their
+ * streams took Debian's 1024.
+ */
+static void
+fds_per_live_stream(const char *backend)
+{
+  struct fixture f;
+  fixture_start(&f, backend);
+  AudioIpcServerLimits l = get_limits(f.e.server);
+  struct raw r;
+  fixture_connect(&f, &r, NULL);
+  raw_greet(&r);
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  /* The first stream may open what the backend keeps for the context. */
+  CHECK(raw_stream_init(&r, &q, NULL, NULL) > 0);
+  int before = test_count_fds();
+  unsigned streams = l.streams_per_client - 1;
+  for (unsigned i = 0; i < streams; i++)
+    CHECK(raw_stream_init(&r, &q, NULL, NULL) > 0);
+  int held = test_count_fds() - before;
+  printf("  %u more live streams: the server holds %d more fds\n", streams,
+         held);
+  fflush(stdout);
+  CHECK(held < 8);
+  raw_close(&r);
+  fixture_check(&f, "fds per live stream");
+  fixture_finish(&f);
+}
+
+TEST(limits_no_fd_held_per_live_stream)
+{
+  fds_per_live_stream(NULL);
+}
+
+TEST(pulse_limits_no_fd_held_per_live_stream)
+{
+  fds_per_live_stream("pulse");
+}
