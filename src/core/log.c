@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 #include "log.h"
 
+#include "utf8.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +47,33 @@ aipc_debug_enabled(enum aipc_debug_topic topic)
   return (debug_topics & topic) != 0;
 }
 
+/*
+ * Copies `in` to `out` (at most `cap` bytes, NUL included) with every
+ * byte that could forge a line or drive a terminal written as \xNN: C0
+ * and C1 controls, DEL, and whatever is not UTF-8. Messages carry what
+ * clients sent (names, the protocol trace), and none of ours has such a
+ * byte. Returns the length written.
+ */
+static size_t
+escape(const char *in, char *out, size_t cap)
+{
+  const unsigned char *p = (const unsigned char *)in;
+  size_t len = 0;
+  while (*p && len + 5 <= cap) {
+    uint32_t cp;
+    unsigned n = aipc_utf8_next(p, &cp);
+    if (n > 0 && cp >= 0x20 && cp != 0x7f && (cp < 0x80 || cp > 0x9f)) {
+      memcpy(out + len, p, n);
+      len += n;
+      p += n;
+    } else {
+      len += (size_t)snprintf(out + len, cap - len, "\\x%02x", *p++);
+    }
+  }
+  out[len] = '\0';
+  return len;
+}
+
 void
 aipc_log(enum aipc_log_level level, const char *fmt, ...)
 {
@@ -52,21 +81,21 @@ aipc_log(enum aipc_log_level level, const char *fmt, ...)
   char thread[16] = "";
   pthread_getname_np(pthread_self(), thread, sizeof(thread));
 
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(message, sizeof(message), fmt, ap);
+  va_end(ap);
+  if (m < 0)
+    return;
+
   /* One write per line, so lines from several threads do not interleave. */
   char line[1024];
   int n = snprintf(line, sizeof(line), "audioipc[%d %s] %s: ", (int)getpid(),
                    thread, names[level]);
-  if (n < 0)
+  if (n < 0 || (size_t)n >= sizeof(line) - 2)
     return;
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-  va_end(ap);
-  if (m < 0)
-    return;
-  size_t len = (size_t)n + (size_t)m;
-  if (len > sizeof(line) - 2)
-    len = sizeof(line) - 2;
+  size_t len = (size_t)n + escape(message, line + n, sizeof(line) - 1 - n);
   line[len++] = '\n';
   ssize_t unused = write(STDERR_FILENO, line, len);
   (void)unused;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "rt.h"
+#include "utf8.h"
 #include "virtual.h"
 
 #include <stdlib.h>
@@ -473,32 +474,11 @@ static bool
 valid_utf8(const char *s)
 {
   const unsigned char *p = (const unsigned char *)s;
-  while (*p) {
-    unsigned n, c = *p;
-    uint32_t cp;
-    if (c < 0x80) {
-      p++;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      n = 1, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    for (unsigned i = 1; i <= n; i++) {
-      if ((p[i] & 0xc0) != 0x80)
-        return false;
-      cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-      return false;
-    p += n + 1;
-  }
-  return true;
+  uint32_t cp;
+  unsigned n;
+  while ((n = aipc_utf8_next(p, &cp)) > 0)
+    p += n;
+  return *p == '\0';
 }
 
 int
