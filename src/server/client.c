@@ -338,7 +338,7 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                   .output = q->has_output ? &out : NULL,
                                   .latency_frames = latency,
                                   .shm_max = (uint32_t)shm_max,
-                                  .deadline = aipc_server_deadline(c->server)};
+                                  .deadline_ns = aipc_server_deadline(c->server)};
   if ((r = aipc_devices_resolve(c->devices, q->has_input ? q->input_device : 0,
                                 &p.input_device)) < 0 ||
       (r = aipc_devices_resolve(c->devices,

@@ -31,19 +31,16 @@ struct aipc_client;
 struct aipc_sstream;
 
 /*
- * A client that does not answer a callback in time gets silence. It may
- * take as long as the callback's frames last, but at least `min_ns` (so
- * that a loaded machine's scheduling jitter does not turn into silence)
- * and at most `max_ns` (so that a stalled client holds a backend thread,
- * and on pulse its context's lock, for at most that long). On a virtual
- * device with a fast clock, time means nothing to the backend and a
- * generous bound keeps results deterministic on a loaded machine.
+ * A client that does not answer a backend callback in time gets silence:
+ * it may take this long per callback, whatever the callback's length.
+ * Long enough that a loaded machine's scheduling jitter does not turn
+ * into silence, short enough that a stalled client holds a backend
+ * thread (and on pulse its context's lock) for no longer: Chromium's
+ * audio service allows a renderer the same. On a virtual device with a
+ * fast clock, time means nothing to the backend and a generous bound
+ * keeps results deterministic on a loaded machine.
  */
-struct aipc_deadline {
-  int64_t min_ns, max_ns;
-};
-#define AIPC_DEADLINE_MIN_NS (10 * 1000 * 1000)
-#define AIPC_DEADLINE_MAX_NS (20 * 1000 * 1000)
+#define AIPC_DEADLINE_NS (20 * 1000 * 1000)
 #define AIPC_DEADLINE_FAST_CLOCK_NS (1000 * 1000 * 1000)
 
 /* --- stats.c ----------------------------------------------------------- */
@@ -92,7 +89,8 @@ aipc_server_thread_hooks(const struct aipc_server *server);
 const struct aipc_limits *aipc_server_limits(const struct aipc_server *server);
 /* Whether every client shares one cubeb context (AUDIOIPC_SHARED_CONTEXT). */
 bool aipc_server_context_is_shared(const struct aipc_server *server);
-struct aipc_deadline aipc_server_deadline(const struct aipc_server *server);
+/* How long the server's streams wait for their clients (see above). */
+int64_t aipc_server_deadline(const struct aipc_server *server);
 struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
 struct aipc_rtkit *aipc_server_rtkit(struct aipc_server *server);
 struct aipc_event_queue *aipc_server_events(struct aipc_server *server);
@@ -190,8 +188,8 @@ struct aipc_sstream_params {
   cubeb_devid input_device, output_device;
   cubeb_stream_params *input, *output; /* NULL for an absent direction */
   uint32_t latency_frames;
-  uint32_t shm_max; /* bytes; 0: no bound but the server's */
-  struct aipc_deadline deadline;
+  uint32_t shm_max;                /* bytes; 0: no bound but the server's */
+  int64_t deadline_ns;             /* per callback */
   struct aipc_stream_stats *stats; /* taken; retired with the stream */
   struct aipc_stats_registry *registry;
 };

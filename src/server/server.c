@@ -27,7 +27,7 @@ struct aipc_server {
   char *backend_id;      /* what libcubeb gave the first context */
   cubeb *shared_ctx;     /* with AUDIOIPC_SHARED_CONTEXT=1 */
   struct aipc_limits limits;
-  struct aipc_deadline deadline;
+  int64_t deadline_ns;
   struct aipc_thread_hooks hooks;
   struct aipc_loop *loop;
 
@@ -162,10 +162,10 @@ aipc_server_context_is_shared(const struct aipc_server *server)
   return server->shared_ctx != NULL;
 }
 
-struct aipc_deadline
+int64_t
 aipc_server_deadline(const struct aipc_server *server)
 {
-  return server->deadline;
+  return server->deadline_ns;
 }
 
 static int
@@ -418,12 +418,6 @@ audioipc_server_start(const char *context_name, const char *backend_name,
         strdup(backend_name[7] == ':' ? backend_name + 8 : "");
   else if (backend_name)
     server->backend = strdup(backend_name);
-  if (server->virtual_options && strstr(server->virtual_options, "clock=fast"))
-    server->deadline = (struct aipc_deadline){AIPC_DEADLINE_FAST_CLOCK_NS,
-                                              AIPC_DEADLINE_FAST_CLOCK_NS};
-  else
-    server->deadline =
-        (struct aipc_deadline){AIPC_DEADLINE_MIN_NS, AIPC_DEADLINE_MAX_NS};
   if (params) {
     server->hooks.create = params->thread_create_callback;
     server->hooks.destroy = params->thread_destroy_callback;
@@ -446,6 +440,11 @@ audioipc_server_start(const char *context_name, const char *backend_name,
     server_free(server);
     return NULL;
   }
+  /* After the probe, which logs options that do not parse. */
+  server->deadline_ns = server->virtual_options && aipc_virtual_clock_is_fast(
+                                                       server->virtual_options)
+                            ? AIPC_DEADLINE_FAST_CLOCK_NS
+                            : AIPC_DEADLINE_NS;
   server->backend_id = strdup(got);
   if (!server->backend_id) {
     cubeb_destroy(probe);

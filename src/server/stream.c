@@ -27,8 +27,7 @@ struct aipc_sstream {
   struct aipc_stream_ctl *ctl;
   uint8_t *input_area, *output_area;
   uint32_t in_frame_bytes, out_frame_bytes;
-  int64_t ns_per_frame_x1024; /* for deadlines, fixed point */
-  int64_t deadline_min_ns, deadline_max_ns;
+  int64_t deadline_ns; /* per callback */
   /* What the backend does beyond cubeb's contract. */
   bool stop_waits_for_drain; /* pulse: its destroy ends a drain instead */
   long error_return;         /* for a failed client callback */
@@ -101,24 +100,6 @@ count_wait(struct aipc_stream_stats *st, int64_t since)
                           &st->wait_max_us, &max, now, memory_order_relaxed,
                           memory_order_relaxed))
     ;
-}
-
-/*
- * How long the client may take to answer a callback of `frames` frames:
- * as long as they last, within [deadline_min, deadline_max]. Every chunk
- * of one callback shares that one deadline, so a client holds a backend
- * thread (and, on pulse, its context's lock) for at most deadline_max
- * per callback whatever the request's length.
- */
-static int64_t
-callback_deadline(const struct aipc_sstream *s, int64_t now, long frames)
-{
-  int64_t wait = ((int64_t)frames * s->ns_per_frame_x1024) >> 10;
-  if (wait < s->deadline_min_ns)
-    wait = s->deadline_min_ns;
-  if (wait > s->deadline_max_ns)
-    wait = s->deadline_max_ns;
-  return now + wait;
 }
 
 /* What collect() makes of a request. */
@@ -238,7 +219,8 @@ serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out, long nframes)
     return drain(s, out, 0, nframes);
   }
   long done = 0;
-  int64_t deadline = callback_deadline(s, aipc_now_ns(), nframes);
+  /* Every chunk of the callback shares one deadline. */
+  int64_t deadline = aipc_now_ns() + s->deadline_ns;
   while (done < nframes) {
     uint32_t chunk = (uint32_t)(nframes - done);
     if (chunk > s->layout.frames_max)
@@ -294,12 +276,10 @@ split_end(void *user, void *output, long frames, int64_t device_deadline)
   int32_t got = ANSWER_MISSED;
   if (s->split_asked) {
     /* The device's deadline, shared by the period's streams, within
-     * deadline_max of the ask. */
-    int64_t deadline = callback_deadline(s, s->asked_at, frames);
-    if (device_deadline >= 0)
-      deadline = device_deadline < s->asked_at + s->deadline_max_ns
-                     ? device_deadline
-                     : s->asked_at + s->deadline_max_ns;
+     * the server's of the ask. */
+    int64_t deadline = s->asked_at + s->deadline_ns;
+    if (device_deadline >= 0 && device_deadline < deadline)
+      deadline = device_deadline;
     got = collect(s, output, deadline);
   }
   if (got == ANSWER_FAILED)
@@ -350,10 +330,7 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->registry = p->registry;
   s->in_frame_bytes = frame_bytes(p->input);
   s->out_frame_bytes = frame_bytes(p->output);
-  uint32_t rate = p->output ? p->output->rate : p->input->rate;
-  s->ns_per_frame_x1024 = (int64_t)1000000000 * 1024 / rate;
-  s->deadline_min_ns = p->deadline.min_ns;
-  s->deadline_max_ns = p->deadline.max_ns;
+  s->deadline_ns = p->deadline_ns;
   const char *backend = cubeb_get_backend_id(ctx);
   s->stop_waits_for_drain = strcmp(backend, "pulse") == 0;
   /* JACK writes before its port buffers for a negative count: there a

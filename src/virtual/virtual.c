@@ -327,7 +327,7 @@ stream_free(struct cubeb_stream *stm)
 
 /* How far past its time a period may be collected: two periods, but at
  * least 20 ms (a loaded machine's jitter; the bound a real backend's
- * callback gets, AIPC_DEADLINE_MAX_NS in the server). The device's
+ * callback gets, AIPC_DEADLINE_NS in the server). The device's
  * schedule is absolute, so however late one period ends, the next ones
  * are still due at their own times: whoever is slow, the device keeps
  * real time. */
@@ -1298,6 +1298,17 @@ aipc_virtual_trigger_collection_changed(cubeb_device_type type)
   in_notify = false;
   pthread_mutex_unlock(&notify_lock);
   free(calls);
+}
+
+bool
+aipc_virtual_clock_is_fast(const char *options)
+{
+  struct aipc_virtual_options o;
+  if (aipc_virtual_options_parse(options, &o) < 0)
+    return false;
+  bool fast = o.clock == AIPC_VIRTUAL_CLOCK_FAST;
+  aipc_virtual_options_clear(&o);
+  return fast;
 }
 
 bool

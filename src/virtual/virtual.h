@@ -15,9 +15,11 @@
  *   clock=realtime|fast   pace by CLOCK_MONOTONIC (default) or run
  *                    periods back to back as fast as possible (but wait,
  *                    not spin, while no stream is started)
- *   out=PATH.wav     write the mix of all output streams here
+ *   out=PATH.wav     write the mix of all output streams here (a
+ *                    regular file, made or truncated, or a character
+ *                    device such as /dev/null; never through a symlink)
  *   in=sine:HZ|silence|PATH.wav   what input streams receive
- *                    (default sine:440)
+ *                    (default sine:440; a regular file)
  *   init_delay_ms=MS stream creation takes this long (0..10000), as it
  *                    can on pulse; for tests of request isolation
  * A key may appear once; paths cannot contain commas.
@@ -96,6 +98,10 @@ struct aipc_virtual_split {
 bool aipc_virtual_stream_set_split(cubeb_stream *stream,
                                    const struct aipc_virtual_split *split,
                                    void *user, uint32_t max_frames);
+
+/* Whether option text `options` (after "virtual:"; may be NULL) runs the
+ * device's clock as fast as possible (clock=fast). */
+bool aipc_virtual_clock_is_fast(const char *options);
 
 /* Periods the realtime clocks of this process have run, and how many of
  * them started more than 1 ms after their time (the machine woke the

@@ -152,15 +152,26 @@ aipc_wav_writer_new(struct aipc_wav_writer **writer, const char *path,
   w->is_float = is_float;
   w->channels = channels;
   w->rate = rate;
-  w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (w->fd < 0) {
-    int r = -errno;
+  /* Not through a symlink, and a regular file or a character device
+   * (/dev/null) only: not a FIFO, whose open would wait for a reader. */
+  w->fd = open(
+      path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+      0666);
+  struct stat st;
+  int r = w->fd < 0 ? -errno : fstat(w->fd, &st) < 0 ? -errno : 0;
+  if (r == 0 && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+    r = -EINVAL;
+  if (r == 0 && fcntl(w->fd, F_SETFL, 0) < 0)
+    r = -errno;
+  if (r < 0) {
+    if (w->fd >= 0)
+      close(w->fd);
     free(w);
-    return r;
+    return r == -ENXIO || r == -ELOOP ? -EINVAL : r;
   }
   uint8_t buf[HEADER_BYTES_FLOAT];
   uint32_t len = build_header(w, buf);
-  int r = write_all(w->fd, buf, len);
+  r = write_all(w->fd, buf, len);
   if (r < 0) {
     close(w->fd);
     free(w);
@@ -197,7 +208,9 @@ aipc_wav_writer_destroy(struct aipc_wav_writer *w)
 static int
 read_file(const char *path, uint8_t **out, size_t *out_len)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Non-blocking: a FIFO opens at once (and is refused below) instead of
+   * waiting for a writer. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return -errno;
   int r = 0;

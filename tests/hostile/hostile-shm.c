@@ -84,7 +84,8 @@ misbehave(struct tamper *t, uint32_t seq, uint32_t frames)
     break;
   case ANSWER_LATE:
   case ANSWER_SLOW: {
-    int64_t ms = t->mode == ANSWER_LATE ? 15 : 9;
+    /* Past the server's 20 ms; under the old 10 ms, but past a period. */
+    int64_t ms = t->mode == ANSWER_LATE ? 25 : 9;
     int64_t until = aipc_now_ns() + ms * AIPC_NSEC_PER_MSEC;
     while (aipc_now_ns() < until)
       usleep(1000);

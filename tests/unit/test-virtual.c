@@ -13,8 +13,10 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -982,6 +984,60 @@ TEST(bad_options_rejected)
   CHECK(*log == '\0');
   CHECK_INT(aipc_virtual_init(NULL, "x", NULL), ==,
             CUBEB_ERROR_INVALID_PARAMETER);
+}
+
+/* Files an embedder may name wrongly: a FIFO for in= (opening it waited
+ * for a writer, with the device registry locked: every context creation
+ * hung), a symlink for out= (followed, and its target truncated). Both
+ * are refused at once, and the symlink's target is untouched. */
+TEST(options_naming_odd_files_are_refused)
+{
+  char dir[] = "/tmp/aipc-virtual-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char fifo[64], link[64], target[64], options[160];
+  snprintf(fifo, sizeof(fifo), "%s/fifo.wav", dir);
+  snprintf(link, sizeof(link), "%s/link.wav", dir);
+  snprintf(target, sizeof(target), "%s/precious", dir);
+  CHECK(mkfifo(fifo, 0600) == 0);
+  FILE *t = fopen(target, "w");
+  CHECK(t != NULL);
+  fputs("keep me", t);
+  fclose(t);
+  CHECK(symlink(target, link) == 0);
+
+  int r;
+  snprintf(options, sizeof(options), "in=%s", fifo);
+  const char *log = init_logged(options, &r);
+  CHECK_INT(r, ==, CUBEB_ERROR_INVALID_PARAMETER);
+  CHECK(strstr(log, "'in'") != NULL);
+  snprintf(options, sizeof(options), "out=%s", fifo);
+  log = init_logged(options, &r);
+  CHECK_INT(r, ==, CUBEB_ERROR_INVALID_PARAMETER);
+  CHECK(strstr(log, "'out'") != NULL);
+  snprintf(options, sizeof(options), "out=%s", link);
+  log = init_logged(options, &r);
+  CHECK_INT(r, ==, CUBEB_ERROR_INVALID_PARAMETER);
+  CHECK(strstr(log, "'out'") != NULL);
+  struct stat st;
+  CHECK(stat(target, &st) == 0);
+  CHECK_INT(st.st_size, ==, 7);
+
+  unlink(fifo);
+  unlink(link);
+  unlink(target);
+  rmdir(dir);
+}
+
+/* The clock is the clock= option's, not whatever text says clock=fast. */
+TEST(options_clock_is_parsed_not_searched)
+{
+  CHECK(aipc_virtual_clock_is_fast("clock=fast"));
+  CHECK(aipc_virtual_clock_is_fast("rate=48000,clock=fast,out=/tmp/x.wav"));
+  CHECK(!aipc_virtual_clock_is_fast(""));
+  CHECK(!aipc_virtual_clock_is_fast(NULL));
+  CHECK(!aipc_virtual_clock_is_fast("out=/tmp/clock=fast.wav"));
+  CHECK(!aipc_virtual_clock_is_fast("in=/x/clock=fast/a.wav,clock=realtime"));
+  CHECK(!aipc_virtual_clock_is_fast("clock=fastest"));
 }
 
 static long
