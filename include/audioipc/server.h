@@ -152,6 +152,37 @@ typedef struct {
   /* Channels of a stream's input or output. Default 8; 1..32 (the
    * backend may refuse more than it supports). */
   uint32_t channels_max;
+
+  /*
+   * What one process and the whole server may hold. A process is the one
+   * named to audioipc_server_new_client_for_pid: all of its connections
+   * count together. A connection made with audioipc_server_new_client
+   * counts as a process of its own. The defaults keep the server well
+   * inside PulseAudio's own limits (64 clients, 256 streams per sink)
+   * and RTKit's (25 real-time threads per user), whatever the clients do.
+   */
+  /* Connections (each with at most one backend context, i.e. one client
+   * of the sound server): audioipc_server_new_client(_for_pid) beyond
+   * either fails with EUSERS. Defaults 4 per process, 32 in all;
+   * 1..4096 and 1..65536. */
+  uint32_t connections_per_process;
+  uint32_t connections_max;
+  /* Streams: STREAM_INIT beyond either fails. Defaults 64 per process,
+   * 128 in all; 1..65536 each. */
+  uint32_t streams_per_process;
+  uint32_t streams_max;
+  /* Bytes of shared memory of streams: a stream that would go over either
+   * is not created. Defaults 64 MiB per process, 256 MiB in all; at least
+   * 4096 each. */
+  uint64_t shm_per_process;
+  uint64_t shm_max;
+  /* Threads the server has given real-time priority (directly or through
+   * RTKit), never more in a process than it has live streams: a
+   * promotion beyond any of them fails with EBUSY. Defaults 8 per
+   * process, 16 in all (below RTKit's 25 per user, so that no client can
+   * use up what RTKit allows the others); 0..4096 each. */
+  uint32_t promoted_per_process;
+  uint32_t promoted_max;
 } AudioIpcServerLimits;
 
 /*

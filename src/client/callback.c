@@ -141,11 +141,6 @@ thread_main(void *data)
 
 /* --- Real-time priority --------------------------------------------------- */
 
-/* What a process must allow for RTKit to promote one of its threads:
- * real-time threads that never block for this long get SIGXCPU, then
- * SIGKILL (RTKit's default, and what it checks for). */
-#define RTTIME_MAX_US 200000
-
 /*
  * Real-time priority for a callback thread: directly where our limits
  * allow, otherwise through the server, which holds the rights a sandboxed
@@ -164,8 +159,8 @@ promote(cubeb *ctx, pid_t tid)
     return;
   struct rlimit rttime;
   if (getrlimit(RLIMIT_RTTIME, &rttime) == 0 &&
-      rttime.rlim_max > RTTIME_MAX_US) {
-    rttime.rlim_cur = rttime.rlim_max = RTTIME_MAX_US;
+      rttime.rlim_max > AIPC_RTTIME_MAX_US) {
+    rttime.rlim_cur = rttime.rlim_max = AIPC_RTTIME_MAX_US;
     setrlimit(RLIMIT_RTTIME, &rttime);
   }
   struct aipc_promote_thread q = {.tid = (uint32_t)tid};
@@ -244,16 +239,19 @@ thread_sync(struct aipc_cb_thread *t)
 }
 
 /* The thread to take one more stream: streams spread over up to
- * pool_size threads before they double up. ctx->pool_lock held. */
+ * pool_size threads before they double up. *idle tells whether it is a
+ * thread that had no stream left. ctx->pool_lock held. */
 static int
-pick_pooled(cubeb *ctx, struct aipc_cb_thread **out)
+pick_pooled(cubeb *ctx, struct aipc_cb_thread **out, bool *idle)
 {
+  *idle = false;
   struct aipc_cb_thread *best = NULL;
   for (struct aipc_cb_thread *t = ctx->pool; t; t = t->next)
     if (t->nstreams < AIPC_CB_STREAMS &&
         (!best || t->nstreams < best->nstreams))
       best = t;
   if (best && (best->nstreams == 0 || ctx->pool_threads >= ctx->pool_size)) {
+    *idle = best->nstreams == 0;
     *out = best;
     return 0;
   }
@@ -297,10 +295,15 @@ aipc_callbacks_attach(cubeb *ctx, cubeb_stream *s)
     return r;
   }
   pthread_mutex_lock(&ctx->pool_lock);
-  r = pick_pooled(ctx, &t);
+  bool idle;
+  r = pick_pooled(ctx, &t, &idle);
   if (r == 0)
     thread_add(t, s);
   pthread_mutex_unlock(&ctx->pool_lock);
+  /* An idle thread the server may have demoted meanwhile (it keeps a
+   * process's real-time threads to its streams). */
+  if (r == 0 && idle)
+    promote(ctx, (pid_t)aipc_wake_load(&t->tid));
   return r;
 }
 

@@ -23,6 +23,13 @@ int aipc_thread_start(pthread_t *thread, const char *name,
                       const struct aipc_thread_hooks *hooks,
                       void (*fn)(void *data), void *data);
 
+/* The RLIMIT_RTTIME (microseconds) of a process holding real-time
+ * threads: a thread that runs this long without blocking gets SIGXCPU,
+ * then SIGKILL. RTKit's default bound, which it checks before it grants
+ * anything; the client library sets it before asking, the server before
+ * it promotes a client's thread itself. */
+#define AIPC_RTTIME_MAX_US 200000
+
 /* The real-time priority audio threads ask for: AUDIOIPC_RT_PRIORITY
  * (default 10; 0 turns promotion off), at most SCHED_FIFO's maximum. */
 int aipc_rt_priority(void);

@@ -9,6 +9,7 @@
  */
 #include "server-private.h"
 
+#include "clock.h"
 #include "cubeb-errors.h"
 #include "log.h"
 #include "protocol.h"
@@ -29,8 +30,9 @@ struct aipc_client {
   pid_t pid;
   int pidfd; /* the process the embedder vouched for, or -1 */
   size_t shm_area_size;
-  struct aipc_limits limits; /* the server's when we were made */
-  atomic_uint events_queued; /* raised, not yet sent */
+  struct aipc_limits limits;    /* the server's when we were made */
+  struct aipc_account *account; /* the process's, or the client's own */
+  atomic_uint events_queued;    /* raised, not yet sent */
   atomic_bool collection_event_pending;
   atomic_uint_fast64_t events_dropped;
   uint64_t events_dropped_reported; /* loop thread */
@@ -43,8 +45,9 @@ struct aipc_client {
   uint64_t shm_bytes;
   struct aipc_devices *devices;   /* made with the context */
   uint32_t collection_registered; /* device types */
-  pid_t *rt_threads; /* promoted for the client, streams_per_client at most */
+  pid_t *rt_threads;              /* promoted for the client, newest last */
   uint32_t nrt_threads;
+  int64_t demote_at; /* when to check for promotions above the streams */
 };
 
 unsigned
@@ -319,6 +322,10 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
     return r;
   if (c->nstreams >= l->streams_per_client)
     return -ENOSPC;
+  struct aipc_accounts *accounts = aipc_server_accounts(c->server);
+  if ((r = aipc_account_charge(accounts, c->account, AIPC_RES_STREAMS, 1, l,
+                               c->number)) < 0)
+    return r;
   /* At most a second: pulse drains for twice the latency, and a stop or
    * start of a draining stream waits for that. */
   uint32_t rate = q->has_output ? out.rate : in.rate;
@@ -338,13 +345,14 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                   .output = q->has_output ? &out : NULL,
                                   .latency_frames = latency,
                                   .shm_max = (uint32_t)shm_max,
-                                  .deadline_ns = aipc_server_deadline(c->server)};
+                                  .deadline_ns =
+                                      aipc_server_deadline(c->server)};
   if ((r = aipc_devices_resolve(c->devices, q->has_input ? q->input_device : 0,
                                 &p.input_device)) < 0 ||
       (r = aipc_devices_resolve(c->devices,
                                 q->has_output ? q->output_device : 0,
                                 &p.output_device)) < 0)
-    return r;
+    goto refund_stream;
   cubeb_device_collection hold = {0};
   if (q->has_input && q->input_device == 0 &&
       (r = aipc_devices_default_input(c->devices, &p.input_device, &hold)) <
@@ -352,7 +360,7 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
     aipc_warn("client %u: no input device to give a stream (the only ones "
               "are monitors)",
               c->number);
-    return r;
+    goto refund_stream;
   }
 
   uint32_t id = ++c->next_stream_id;
@@ -364,11 +372,15 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   r = p.stats ? aipc_sstream_new(c, c->ctx, id, &p, &s) : -ENOMEM;
   cubeb_device_collection_destroy(c->ctx, &hold);
   if (r < 0)
-    return r;
+    goto refund_stream;
   const struct aipc_stream_layout *layout = aipc_sstream_layout(s);
-  if (c->shm_bytes + layout->size > l->shm_per_client) {
+  r = c->shm_bytes + layout->size > l->shm_per_client
+          ? -ENOSPC
+          : aipc_account_charge(accounts, c->account, AIPC_RES_SHM,
+                                layout->size, l, c->number);
+  if (r < 0) {
     aipc_sstream_destroy(s);
-    return -ENOSPC;
+    goto refund_stream;
   }
   c->shm_bytes += layout->size;
   c->streams[c->nstreams++] = s;
@@ -385,15 +397,31 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   aipc_request_reply(req, &reply, &fd, 1);
   close(fd);
   return 0;
+
+refund_stream:
+  aipc_account_refund(accounts, c->account, AIPC_RES_STREAMS, 1);
+  return r;
 }
+
+/* How long a promoted thread may outlive the stream it served: the
+ * client library ends it right after the stream's STREAM_DESTROY reply. */
+#define DEMOTE_GRACE_NS (200 * AIPC_NSEC_PER_MSEC)
 
 static void
 remove_stream(struct aipc_client *c, uint32_t index)
 {
   struct aipc_sstream *s = c->streams[index];
   c->streams[index] = c->streams[--c->nstreams];
-  c->shm_bytes -= aipc_sstream_layout(s)->size;
+  uint32_t size = aipc_sstream_layout(s)->size;
+  c->shm_bytes -= size;
   aipc_sstream_destroy(s);
+  struct aipc_accounts *accounts = aipc_server_accounts(c->server);
+  aipc_account_refund(accounts, c->account, AIPC_RES_SHM, size);
+  aipc_account_refund(accounts, c->account, AIPC_RES_STREAMS, 1);
+  /* The stream's callback thread ends once the client has its answer:
+   * look again a little later (client_main). */
+  if (c->nrt_threads > 0 && !c->demote_at)
+    c->demote_at = aipc_now_ns() + DEMOTE_GRACE_NS;
 }
 
 static int
@@ -525,10 +553,63 @@ handle_register_device_changed(struct aipc_client *c, struct aipc_request *req)
 /* --- Real-time promotion ------------------------------------------------ */
 
 /*
- * A client may hold as many real-time threads through us as it may have
- * streams (one callback thread each); threads that have ended no longer
- * count. Asking again for a thread already promoted is answered at once.
+ * A process may hold a real-time thread through us per live stream (one
+ * callback thread each), within promoted_per_process and the server's
+ * promoted_max; threads that have ended no longer count. A promoted
+ * thread is demoted again when the process has had fewer streams than
+ * promoted threads for DEMOTE_GRACE_NS (the client's newest first: the
+ * server cannot tell which thread serves which stream, so a pooled
+ * thread left idle may stay promoted in place of a busy one, which the
+ * client library then asks to promote again) and when its client goes.
+ * Asking again for a thread already promoted is answered at once.
  */
+
+/* Forgets the promoted threads that have ended. */
+static void
+prune_promoted(struct aipc_client *c)
+{
+  struct aipc_accounts *accounts = aipc_server_accounts(c->server);
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < c->nrt_threads; i++) {
+    if (aipc_thread_of(c->pid, c->rt_threads[i]))
+      c->rt_threads[kept++] = c->rt_threads[i];
+    else
+      aipc_account_refund(accounts, c->account, AIPC_RES_PROMOTED, 1);
+  }
+  c->nrt_threads = kept;
+}
+
+static void
+demote_newest(struct aipc_client *c)
+{
+  pid_t tid = c->rt_threads[--c->nrt_threads];
+  aipc_demote_client_thread(c->pid, c->pidfd, tid);
+  aipc_account_refund(aipc_server_accounts(c->server), c->account,
+                      AIPC_RES_PROMOTED, 1);
+}
+
+static void
+demote_extra(struct aipc_client *c)
+{
+  struct aipc_accounts *accounts = aipc_server_accounts(c->server);
+  prune_promoted(c);
+  while (c->nrt_threads > 0 &&
+         aipc_account_held(accounts, c->account, AIPC_RES_PROMOTED) >
+             aipc_account_held(accounts, c->account, AIPC_RES_STREAMS))
+    demote_newest(c);
+}
+
+static int
+promote(struct aipc_client *c, pid_t tid)
+{
+  int r = aipc_promote_directly(c->pid, c->pidfd, tid);
+  if (r == -EPERM && aipc_account_rtkit_call(aipc_server_accounts(c->server),
+                                             c->account, aipc_now_ns()) == 0)
+    r = aipc_promote_through_rtkit(aipc_server_rtkit(c->server), c->pid,
+                                   c->pidfd, tid);
+  return r;
+}
+
 static int
 handle_promote_thread(struct aipc_client *c, struct aipc_request *req)
 {
@@ -536,21 +617,22 @@ handle_promote_thread(struct aipc_client *c, struct aipc_request *req)
   pid_t tid = (pid_t)q->tid;
   if (c->pidfd < 0)
     return -EPERM;
+  if (!aipc_thread_of(c->pid, tid))
+    return -ESRCH; /* not a thread of the process: never anyone else's */
   for (uint32_t i = 0; i < c->nrt_threads; i++)
-    if (c->rt_threads[i] == tid && aipc_thread_of(c->pid, tid))
+    if (c->rt_threads[i] == tid)
       return reply_empty(req);
-  if (c->nrt_threads == c->limits.streams_per_client) {
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < c->nrt_threads; i++)
-      if (aipc_thread_of(c->pid, c->rt_threads[i]))
-        c->rt_threads[kept++] = c->rt_threads[i];
-    c->nrt_threads = kept;
-    if (kept == c->limits.streams_per_client)
-      return -EBUSY;
-  }
-  int r = aipc_promote_client_thread(aipc_server_rtkit(c->server), c->pid,
-                                     c->pidfd, tid);
+  struct aipc_accounts *accounts = aipc_server_accounts(c->server);
+  prune_promoted(c);
+  if (c->nrt_threads == c->limits.streams_per_client ||
+      aipc_account_held(accounts, c->account, AIPC_RES_PROMOTED) >=
+          aipc_account_held(accounts, c->account, AIPC_RES_STREAMS) ||
+      aipc_account_charge(accounts, c->account, AIPC_RES_PROMOTED, 1,
+                          &c->limits, c->number) < 0)
+    return -EBUSY;
+  int r = promote(c, tid);
   if (r < 0) {
+    aipc_account_refund(accounts, c->account, AIPC_RES_PROMOTED, 1);
     aipc_debug("client %u: no real-time priority for thread %d: %s", c->number,
                (int)tid, strerror(-r));
     return r;
@@ -644,21 +726,28 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   c->pid = pid;
   c->shm_area_size = shm_area_size;
   c->limits = *l;
+  int r = aipc_account_open(aipc_server_accounts(server), pidfd >= 0 ? pid : 0,
+                            l, number, &c->account);
+  if (r < 0) {
+    client_free_tables(c);
+    close(fd);
+    return r;
+  }
 
   static const struct aipc_session_handlers session_handlers = {
       .request = handle_request};
   struct aipc_session_params params = {.max_in_flight = l->requests_in_flight,
                                        .owner_reads = true};
-  int r = aipc_session_new(loop, fd, &aipc_protocol, &params, &session_handlers,
-                           c, &c->session);
-  if (r < 0) {
-    client_free_tables(c);
-    return r;
+  r = aipc_session_new(loop, fd, &aipc_protocol, &params, &session_handlers, c,
+                       &c->session);
+  if (r == 0) {
+    r = aipc_thread_start(&c->thread, "aipc-session",
+                          aipc_server_thread_hooks(server), client_main, c);
+    if (r < 0)
+      aipc_session_destroy(c->session);
   }
-  r = aipc_thread_start(&c->thread, "aipc-session",
-                        aipc_server_thread_hooks(server), client_main, c);
   if (r < 0) {
-    aipc_session_destroy(c->session);
+    aipc_account_close(aipc_server_accounts(server), c->account);
     client_free_tables(c);
     return r;
   }
@@ -680,6 +769,7 @@ client_free(void *data)
   struct aipc_client *c = data;
   pthread_join(c->thread, NULL);
   aipc_session_destroy(c->session);
+  aipc_account_close(aipc_server_accounts(c->server), c->account);
   aipc_server_client_gone(c->server, c);
   client_free_tables(c);
 }
@@ -694,6 +784,9 @@ teardown(struct aipc_client *c)
     aipc_sstream_cancel(c->streams[i]);
   while (c->nstreams)
     remove_stream(c, c->nstreams - 1);
+  /* Promotions do not outlive the client. */
+  while (c->nrt_threads > 0)
+    demote_newest(c);
   if (c->ctx) {
     aipc_devices_destroy(c->devices);
     c->devices = NULL;
@@ -705,12 +798,32 @@ teardown(struct aipc_client *c)
   }
 }
 
+/* Reads and handles requests until the connection ends; in between,
+ * demotes what remove_stream left above the process's streams. */
+static void
+serve_requests(struct aipc_client *c)
+{
+  for (;;) {
+    int timeout = -1;
+    if (c->demote_at) {
+      int64_t left = c->demote_at - aipc_now_ns();
+      timeout = left > 0 ? (int)(left / AIPC_NSEC_PER_MSEC) + 1 : 0;
+    }
+    int r = aipc_session_read(c->session, timeout);
+    if (r < 0 && r != -ETIMEDOUT)
+      return;
+    if (c->demote_at && aipc_now_ns() >= c->demote_at) {
+      c->demote_at = 0;
+      demote_extra(c);
+    }
+  }
+}
+
 static void
 client_main(void *data)
 {
   struct aipc_client *c = data;
-  while (aipc_session_read(c->session, -1) == 0)
-    ;
+  serve_requests(c);
   teardown(c);
   /* The session belongs to the loop thread, which also joins us. The loop
    * outlives every client (audioipc_server_stop waits for them), so only

@@ -19,6 +19,7 @@
 #include "server-private.h"
 
 #include "aipc-config.h"
+#include "clock.h"
 #include "log.h"
 #include "thread.h"
 
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -69,6 +71,8 @@ aipc_thread_of(pid_t pid, pid_t tid)
 
 struct aipc_rtkit {
   pthread_mutex_t lock; /* guards all below: one call at a time */
+  int64_t calls[16];    /* when the last RTKIT_CALLS_MAX calls were made */
+  unsigned next_call;
 #if AIPC_HAVE_DBUS
   DBusConnection *bus; /* opened on first use */
 #endif
@@ -177,33 +181,102 @@ aipc_rtkit_destroy(struct aipc_rtkit *rtkit)
 
 /* --- Promotion ------------------------------------------------------------ */
 
-int
-aipc_promote_client_thread(struct aipc_rtkit *rtkit, pid_t pid, int pidfd,
-                           pid_t tid)
+/* Checks that `tid` is still a thread of the client's process; if not
+ * (it ended while we worked and its id went to another process), takes
+ * back what was given. */
+static int
+confirm(pid_t pid, int pidfd, pid_t tid)
 {
-  int priority = aipc_rt_priority();
-  if (priority == 0)
+  if (process_alive(pidfd) && aipc_thread_of(pid, tid))
+    return 0;
+  struct sched_param normal = {.sched_priority = 0};
+  sched_setscheduler(tid, SCHED_OTHER, &normal);
+  return -ESRCH;
+}
+
+static int
+check_target(pid_t pid, int pidfd, pid_t tid, int *priority)
+{
+  *priority = aipc_rt_priority();
+  if (*priority == 0)
     return -EPERM; /* promotion is off */
   if (pidfd < 0)
     return -EPERM; /* nobody vouched for the client's process */
   if (!process_alive(pidfd) || !aipc_thread_of(pid, tid))
     return -ESRCH;
+  return 0;
+}
 
-  int r = aipc_thread_set_realtime(tid, priority);
-  if (r == -EPERM) {
-    pthread_mutex_lock(&rtkit->lock);
-    r = rtkit_call(rtkit, pid, tid, priority);
-    pthread_mutex_unlock(&rtkit->lock);
-  }
+/*
+ * RTKit grants nothing to a process whose RLIMIT_RTTIME is unlimited or
+ * above its bound, so that a real-time thread that spins gets SIGXCPU,
+ * then SIGKILL, instead of the machine. Promoting directly skips RTKit,
+ * not the safeguard: the client's limit is lowered first (never raised),
+ * to the bound the client library itself sets for RTKit; if that cannot
+ * be done, nothing is promoted.
+ */
+static int
+limit_rttime(pid_t pid)
+{
+  struct rlimit old;
+  if (prlimit(pid, RLIMIT_RTTIME, NULL, &old) < 0)
+    return -errno;
+  if (old.rlim_max <= AIPC_RTTIME_MAX_US && old.rlim_cur <= old.rlim_max)
+    return 0;
+  struct rlimit bound = {.rlim_cur = AIPC_RTTIME_MAX_US,
+                         .rlim_max = AIPC_RTTIME_MAX_US};
+  if (old.rlim_max < bound.rlim_max)
+    bound.rlim_cur = bound.rlim_max = old.rlim_max;
+  return prlimit(pid, RLIMIT_RTTIME, &bound, NULL) < 0 ? -errno : 0;
+}
+
+int
+aipc_promote_directly(pid_t pid, int pidfd, pid_t tid)
+{
+  int priority;
+  int r = check_target(pid, pidfd, tid, &priority);
+  if (r == 0 && limit_rttime(pid) < 0)
+    r = -EPERM;
+  if (r == 0)
+    r = aipc_thread_set_realtime(tid, priority);
+  return r < 0 ? r : confirm(pid, pidfd, tid);
+}
+
+/* RTKit's calls per RTKIT_WINDOW_NS, for the whole server: below RTKit's
+ * own budget (25 per 20 s per user), which clients must not use up. */
+#define RTKIT_CALLS_MAX 16
+#define RTKIT_WINDOW_NS (20 * (int64_t)1000000000)
+
+int
+aipc_promote_through_rtkit(struct aipc_rtkit *rtkit, pid_t pid, int pidfd,
+                           pid_t tid)
+{
+  int priority;
+  int r = check_target(pid, pidfd, tid, &priority);
   if (r < 0)
     return r;
-
-  /* The thread may have ended while we worked and its id gone to another
-   * process; then take back what we gave. */
-  if (!process_alive(pidfd) || !aipc_thread_of(pid, tid)) {
-    struct sched_param normal = {.sched_priority = 0};
-    sched_setscheduler(tid, SCHED_OTHER, &normal);
-    return -ESRCH;
+  pthread_mutex_lock(&rtkit->lock);
+  int64_t now = aipc_now_ns();
+  int64_t *oldest = &rtkit->calls[rtkit->next_call];
+  if (*oldest && now - *oldest < RTKIT_WINDOW_NS) {
+    r = -EBUSY;
+  } else {
+    *oldest = now;
+    rtkit->next_call = (rtkit->next_call + 1) % RTKIT_CALLS_MAX;
+    r = rtkit_call(rtkit, pid, tid, priority);
   }
-  return 0;
+  pthread_mutex_unlock(&rtkit->lock);
+  return r < 0 ? r : confirm(pid, pidfd, tid);
+}
+
+void
+aipc_demote_client_thread(pid_t pid, int pidfd, pid_t tid)
+{
+  if (pidfd < 0 || !process_alive(pidfd) || !aipc_thread_of(pid, tid))
+    return; /* gone: it holds nothing of ours any more */
+  struct sched_param normal = {.sched_priority = 0};
+  if (sched_setscheduler(tid, SCHED_OTHER, &normal) < 0)
+    aipc_debug("real-time promotion: cannot demote thread %d of process %d "
+               "(%s); RTKit's own limits still apply",
+               (int)tid, (int)pid, strerror(errno));
 }

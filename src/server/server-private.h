@@ -15,7 +15,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Limits on what one client may ask for. */
+/* Limits on what one client, one process and the server may hold (see
+ * AudioIpcServerLimits). */
 struct aipc_limits {
   uint32_t streams_per_client;
   uint32_t shm_per_stream; /* bytes */
@@ -23,8 +24,59 @@ struct aipc_limits {
   uint32_t device_tokens;  /* devices remembered per client */
   uint32_t requests_in_flight;
   uint32_t channels_max;
+  uint32_t connections_per_process, connections_max;
+  uint32_t streams_per_process, streams_max;
+  uint64_t shm_per_process, shm_max; /* bytes */
+  uint32_t promoted_per_process, promoted_max;
   bool allow_monitors; /* audioipc_server_allow_monitors */
 };
+
+/* --- accounts.c -------------------------------------------------------- */
+
+/* What an account counts. A connection has at most one backend context,
+ * so contexts are counted as connections; since a stream's memfd is
+ * closed once sent, a client's fds are its connection's and its
+ * context's. */
+enum aipc_resource {
+  AIPC_RES_CONNECTIONS,
+  AIPC_RES_STREAMS,
+  AIPC_RES_SHM,      /* bytes */
+  AIPC_RES_PROMOTED, /* real-time threads */
+  AIPC_RES_COUNT,
+};
+
+struct aipc_accounts;
+struct aipc_account;
+int aipc_accounts_new(struct aipc_accounts **out);
+void aipc_accounts_destroy(struct aipc_accounts *accounts);
+/* The account of process `pid` (> 0; shared with its other connections)
+ * or a new one of its own (pid 0), charged with one connection against
+ * `limits`: 0, or -ENOSPC (logged, naming client number `client`). */
+int aipc_account_open(struct aipc_accounts *accounts, pid_t pid,
+                      const struct aipc_limits *limits, unsigned client,
+                      struct aipc_account **out);
+/* Gives the connection back; the account goes with its last one. */
+void aipc_account_close(struct aipc_accounts *accounts,
+                        struct aipc_account *account);
+/* Charges `amount` of `res` against the process's and the server's
+ * bounds in `limits`: 0, or -ENOSPC (logged, naming `client`). Any
+ * thread but an audio thread. */
+int aipc_account_charge(struct aipc_accounts *accounts,
+                        struct aipc_account *account, enum aipc_resource res,
+                        uint64_t amount, const struct aipc_limits *limits,
+                        unsigned client);
+void aipc_account_refund(struct aipc_accounts *accounts,
+                         struct aipc_account *account, enum aipc_resource res,
+                         uint64_t amount);
+/* Whether the process may have the server ask RTKit once more now: at
+ * most 4 times in 20 s (RTKit allows a user 25, for every client), else
+ * -EBUSY. Records the call. */
+int aipc_account_rtkit_call(struct aipc_accounts *accounts,
+                            struct aipc_account *account, int64_t now);
+/* What the account holds of `res`, all its connections together. */
+uint64_t aipc_account_held(struct aipc_accounts *accounts,
+                           struct aipc_account *account,
+                           enum aipc_resource res);
 
 struct aipc_server;
 struct aipc_client;
@@ -92,6 +144,7 @@ bool aipc_server_context_is_shared(const struct aipc_server *server);
 /* How long the server's streams wait for their clients (see above). */
 int64_t aipc_server_deadline(const struct aipc_server *server);
 struct aipc_stats_registry *aipc_server_stats(struct aipc_server *server);
+struct aipc_accounts *aipc_server_accounts(struct aipc_server *server);
 struct aipc_rtkit *aipc_server_rtkit(struct aipc_server *server);
 struct aipc_event_queue *aipc_server_events(struct aipc_server *server);
 /* Loop thread: the client numbered `number`, or NULL if it has gone. */
@@ -128,10 +181,18 @@ struct aipc_rtkit;
 struct aipc_rtkit *aipc_rtkit_new(void);
 void aipc_rtkit_destroy(struct aipc_rtkit *rtkit);
 /* Gives thread `tid` of the client process `pid` (`pidfd` its pidfd, -1
- * if nobody vouched for it) real-time priority, directly or through
- * RTKit. Blocks (D-Bus): worker threads only. Returns 0 or -errno. */
-int aipc_promote_client_thread(struct aipc_rtkit *rtkit, pid_t pid, int pidfd,
+ * if nobody vouched for it) real-time priority: directly, after lowering
+ * the process's RLIMIT_RTTIME to AIPC_RTTIME_MAX_US as RTKit demands
+ * (-EPERM if the server may not), or through RTKit (at most 16 calls per
+ * 20 s for the whole server, else -EBUSY; it blocks on D-Bus: the
+ * client's thread only). 0 or -errno. */
+int aipc_promote_directly(pid_t pid, int pidfd, pid_t tid);
+int aipc_promote_through_rtkit(struct aipc_rtkit *rtkit, pid_t pid, int pidfd,
                                pid_t tid);
+/* Takes real-time priority back from `tid`, if it is still a thread of
+ * that process (RTKit's grants may not be ours to take back; its own
+ * limits bind them). */
+void aipc_demote_client_thread(pid_t pid, int pidfd, pid_t tid);
 
 /* --- client.c ---------------------------------------------------------- */
 

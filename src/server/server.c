@@ -37,6 +37,7 @@ struct aipc_server {
   size_t nclients, clients_cap;
   unsigned clients_made;
   struct aipc_stats_registry *stats;
+  struct aipc_accounts *accounts;
   struct aipc_rtkit *rtkit;
   struct aipc_event_queue *events;
 };
@@ -48,6 +49,14 @@ static const struct aipc_limits default_limits = {
     .device_tokens = 1024,
     .requests_in_flight = 64,
     .channels_max = 8,
+    .connections_per_process = 4,
+    .connections_max = 32,
+    .streams_per_process = 64,
+    .streams_max = 128,
+    .shm_per_process = 64 << 20,
+    .shm_max = 256 << 20,
+    .promoted_per_process = 8,
+    .promoted_max = 16,
 };
 
 /* Written and read on the loop thread only (audioipc_server_set_limits
@@ -127,7 +136,16 @@ audioipc_server_get_limits(void *handle, AudioIpcServerLimits *out)
                                 .shm_per_client = l.shm_per_client,
                                 .device_tokens = l.device_tokens,
                                 .requests_in_flight = l.requests_in_flight,
-                                .channels_max = l.channels_max};
+                                .channels_max = l.channels_max,
+                                .connections_per_process =
+                                    l.connections_per_process,
+                                .connections_max = l.connections_max,
+                                .streams_per_process = l.streams_per_process,
+                                .streams_max = l.streams_max,
+                                .shm_per_process = l.shm_per_process,
+                                .shm_max = l.shm_max,
+                                .promoted_per_process = l.promoted_per_process,
+                                .promoted_max = l.promoted_max};
   return 0;
 }
 
@@ -142,17 +160,31 @@ audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
       in->shm_per_stream > (1u << 30) || in->shm_per_client < SHM_PAGE ||
       in->device_tokens < 1 || in->device_tokens > 65536 ||
       in->requests_in_flight < 1 || in->requests_in_flight > 4096 ||
-      in->channels_max < 1 || in->channels_max > 32) {
+      in->channels_max < 1 || in->channels_max > 32 ||
+      in->connections_per_process < 1 || in->connections_per_process > 4096 ||
+      in->connections_max < 1 || in->connections_max > 65536 ||
+      in->streams_per_process < 1 || in->streams_per_process > 65536 ||
+      in->streams_max < 1 || in->streams_max > 65536 ||
+      in->shm_per_process < SHM_PAGE || in->shm_max < SHM_PAGE ||
+      in->promoted_per_process > 4096 || in->promoted_max > 4096) {
     errno = EINVAL;
     return -1;
   }
-  struct aipc_limits l = {.streams_per_client = in->streams_per_client,
-                          .shm_per_stream =
-                              in->shm_per_stream / SHM_PAGE * SHM_PAGE,
-                          .shm_per_client = in->shm_per_client,
-                          .device_tokens = in->device_tokens,
-                          .requests_in_flight = in->requests_in_flight,
-                          .channels_max = in->channels_max};
+  struct aipc_limits l = {
+      .streams_per_client = in->streams_per_client,
+      .shm_per_stream = in->shm_per_stream / SHM_PAGE * SHM_PAGE,
+      .shm_per_client = in->shm_per_client,
+      .device_tokens = in->device_tokens,
+      .requests_in_flight = in->requests_in_flight,
+      .channels_max = in->channels_max,
+      .connections_per_process = in->connections_per_process,
+      .connections_max = in->connections_max,
+      .streams_per_process = in->streams_per_process,
+      .streams_max = in->streams_max,
+      .shm_per_process = in->shm_per_process,
+      .shm_max = in->shm_max,
+      .promoted_per_process = in->promoted_per_process,
+      .promoted_max = in->promoted_max};
   return call_limits(server, &l, LIMITS_SET);
 }
 
@@ -318,7 +350,8 @@ new_client(void *handle, pid_t pid, bool trusted, size_t shm_area_size)
   }
   if (r < 0) {
     close(sv[1]);
-    errno = -r;
+    /* Over a connection limit: "too many users". */
+    errno = r == -ENOSPC ? EUSERS : -r;
     return -1;
   }
   return sv[1];
@@ -343,6 +376,12 @@ struct aipc_stats_registry *
 aipc_server_stats(struct aipc_server *server)
 {
   return server->stats;
+}
+
+struct aipc_accounts *
+aipc_server_accounts(struct aipc_server *server)
+{
+  return server->accounts;
 }
 
 struct aipc_rtkit *
@@ -383,6 +422,7 @@ static void
 server_free(struct aipc_server *server)
 {
   aipc_stats_registry_destroy(server->stats);
+  aipc_accounts_destroy(server->accounts);
   aipc_rtkit_destroy(server->rtkit);
   if (server->shared_ctx)
     cubeb_destroy(server->shared_ctx);
@@ -407,7 +447,8 @@ audioipc_server_start(const char *context_name, const char *backend_name,
   pthread_cond_init(&server->gone, NULL);
   server->limits = default_limits;
   server->rtkit = aipc_rtkit_new();
-  if (!server->rtkit || aipc_stats_registry_new(&server->stats) < 0) {
+  if (!server->rtkit || aipc_stats_registry_new(&server->stats) < 0 ||
+      aipc_accounts_new(&server->accounts) < 0) {
     server_free(server);
     return NULL;
   }

@@ -8,8 +8,24 @@
 #include "hostile.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+
+static long
+silence_data(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm, (void)user, (void)in;
+  memset(out, 0, (size_t)n * 8);
+  return n;
+}
+
+static void
+no_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm, (void)user, (void)state;
+}
 
 static AudioIpcServerLimits
 get_limits(void *server)
@@ -27,7 +43,14 @@ same_limits(const AudioIpcServerLimits *a, const AudioIpcServerLimits *b)
          a->shm_per_client == b->shm_per_client &&
          a->device_tokens == b->device_tokens &&
          a->requests_in_flight == b->requests_in_flight &&
-         a->channels_max == b->channels_max;
+         a->channels_max == b->channels_max &&
+         a->connections_per_process == b->connections_per_process &&
+         a->connections_max == b->connections_max &&
+         a->streams_per_process == b->streams_per_process &&
+         a->streams_max == b->streams_max &&
+         a->shm_per_process == b->shm_per_process && a->shm_max == b->shm_max &&
+         a->promoted_per_process == b->promoted_per_process &&
+         a->promoted_max == b->promoted_max;
 }
 
 static void
@@ -47,9 +70,19 @@ TEST(limits_defaults_and_validation)
   CHECK_INT(d.device_tokens, ==, 1024);
   CHECK_INT(d.requests_in_flight, ==, 64);
   CHECK_INT(d.channels_max, ==, 8);
+  CHECK_INT(d.connections_per_process, ==, 4);
+  CHECK_INT(d.connections_max, ==, 32);
+  CHECK_INT(d.streams_per_process, ==, 64);
+  CHECK_INT(d.streams_max, ==, 128);
+  CHECK_INT(d.shm_per_process, ==, 64 << 20);
+  CHECK_INT(d.shm_max, ==, 256 << 20);
+  CHECK_INT(d.promoted_per_process, ==, 8);
+  CHECK_INT(d.promoted_max, ==, 16);
 
   /* Every value out of its range is refused, and nothing changes. */
-  AudioIpcServerLimits bad[] = {d, d, d, d, d, d, d, d, d, d, d};
+  AudioIpcServerLimits bad[23];
+  for (size_t i = 0; i < 23; i++)
+    bad[i] = d;
   bad[0].streams_per_client = 0;
   bad[1].streams_per_client = 4097;
   bad[2].shm_per_stream = 4095;
@@ -61,6 +94,18 @@ TEST(limits_defaults_and_validation)
   bad[8].requests_in_flight = 4097;
   bad[9].channels_max = 0;
   bad[10].channels_max = 33;
+  bad[11].connections_per_process = 0;
+  bad[12].connections_per_process = 4097;
+  bad[13].connections_max = 0;
+  bad[14].connections_max = 65537;
+  bad[15].streams_per_process = 0;
+  bad[16].streams_max = 0;
+  bad[17].streams_max = 65537;
+  bad[18].shm_per_process = 4095;
+  bad[19].shm_max = 0;
+  bad[20].promoted_per_process = 4097;
+  bad[21].promoted_max = 4097;
+  bad[22].streams_per_process = 65537;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     errno = 0;
     CHECK_INT(audioipc_server_set_limits(server, &bad[i]), ==, -1);
@@ -81,7 +126,15 @@ TEST(limits_defaults_and_validation)
                             .shm_per_client = 4096,
                             .device_tokens = 65536,
                             .requests_in_flight = 4096,
-                            .channels_max = 32};
+                            .channels_max = 32,
+                            .connections_per_process = 4096,
+                            .connections_max = 1,
+                            .streams_per_process = 65536,
+                            .streams_max = 1,
+                            .shm_per_process = 4096,
+                            .shm_max = UINT64_MAX,
+                            .promoted_per_process = 0,
+                            .promoted_max = 4096};
   set_limits(server, &l);
   AudioIpcServerLimits got = get_limits(server);
   l.shm_per_stream = 3 * 4096;
@@ -288,7 +341,8 @@ TEST(limits_requests_in_flight)
   e2e_finish(&e);
 }
 
-/* --- Nothing pinned beyond the limits --------------------------------------- */
+/* --- Nothing pinned beyond the limits ---------------------------------------
+ */
 
 /*
  * A stream's memory reaches the client as an fd; the server needs that
@@ -330,4 +384,148 @@ TEST(limits_no_fd_held_per_live_stream)
 TEST(pulse_limits_no_fd_held_per_live_stream)
 {
   fds_per_live_stream("pulse");
+}
+
+/* --- Limits per process and per server
+ * ---------------------------------------- */
+
+/* A process for the server to vouch for, that lives until the test
+ * closes the write end of the pipe `arg`. */
+static void
+idle_process(void *arg)
+{
+  const int *stop = arg;
+  close(stop[1]);
+  char c;
+  while (read(stop[0], &c, 1) > 0)
+    ;
+}
+
+/* Opens connections for process `pid` until refused; returns how many
+ * were made (in r[]) and checks the refusal is EUSERS. */
+static int
+connect_until_refused(struct fixture *f, pid_t pid, struct raw *r, int max)
+{
+  for (int n = 0; n < max; n++) {
+    int fd = pid ? audioipc_server_new_client_for_pid(f->e.server, pid, 0)
+                 : audioipc_server_new_client(f->e.server, 0);
+    if (fd < 0) {
+      CHECK_INT(errno, ==, EUSERS);
+      return n;
+    }
+    f->clients_made++;
+    raw_init(&r[n], fd);
+    raw_greet(&r[n]);
+  }
+  return max;
+}
+
+/* Streams over the connections r[0..n-1], each until refused; returns
+ * how many were made in all. */
+static int
+streams_until_refused(struct raw *r, int n)
+{
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  int made = 0;
+  for (int i = 0; i < n; i++) {
+    int id;
+    while ((id = raw_stream_init(&r[i], &q, NULL, NULL)) > 0)
+      made++;
+    CHECK_INT(id, ==, -ENOSPC);
+  }
+  return made;
+}
+
+static void
+per_process(const char *backend)
+{
+  struct fixture f;
+  fixture_start(&f, backend);
+  AudioIpcServerLimits defaults = get_limits(f.e.server);
+  int stop[2];
+  CHECK(pipe2(stop, O_CLOEXEC) == 0);
+  pid_t pid = test_fork(idle_process, stop);
+  close(stop[0]);
+
+  /* One process, with as many connections as it may have: no more
+   * streams than a process may, whatever its connections may each. */
+  AudioIpcServerLimits l = defaults;
+  l.streams_per_client = 24;
+  l.streams_per_process = 40;
+  set_limits(f.e.server, &l);
+  struct raw r[8];
+  int n = connect_until_refused(&f, pid, r, 8);
+  CHECK_INT(n, ==, (int)l.connections_per_process);
+  int streams = streams_until_refused(r, n);
+  printf("  one process: %d connections, %d streams (%u per connection, %u "
+         "per process allowed)\n",
+         n, streams, l.streams_per_client, l.streams_per_process);
+  CHECK_INT(streams, ==, (int)l.streams_per_process);
+  for (int i = 0; i < n; i++)
+    raw_close(&r[i]);
+  close(stop[1]);
+  test_wait_ok(pid);
+  fixture_wait_baseline(&f, "one process");
+
+  /* The whole server: connections that each count as a process of their
+   * own still share its bounds. */
+  l = defaults;
+  l.connections_max = 6; /* the honest client holds one */
+  l.streams_max = 12;
+  set_limits(f.e.server, &l);
+  n = connect_until_refused(&f, 0, r, 8);
+  CHECK_INT(n, ==, 5);
+  streams = streams_until_refused(r, n);
+  printf("  %d connections of their own: %d streams (%u in all allowed, the "
+         "honest client holds one)\n",
+         n, streams, l.streams_max);
+  CHECK_INT(streams, ==, (int)l.streams_max - 1);
+  for (int i = 0; i < n; i++)
+    raw_close(&r[i]);
+  set_limits(f.e.server, &defaults);
+  fixture_check(&f, "limits per process and server");
+  fixture_finish(&f);
+}
+
+TEST(limits_per_process_and_per_server)
+{
+  per_process(NULL);
+}
+
+/*
+ * With the defaults, one process cannot fill PulseAudio's sink (256
+ * streams): before, five connections of 64 streams each did, and every
+ * other program on it failed too. Another program's stream, straight
+ * through libcubeb, still opens.
+ */
+TEST(pulse_limits_one_process_leaves_pulse_room)
+{
+  struct fixture f;
+  fixture_start(&f, "pulse");
+  int stop[2];
+  CHECK(pipe2(stop, O_CLOEXEC) == 0);
+  pid_t pid = test_fork(idle_process, stop);
+  close(stop[0]);
+  struct raw r[8];
+  int n = connect_until_refused(&f, pid, r, 8);
+  int streams = streams_until_refused(r, n);
+  printf("  one process on pulse: %d connections, %d streams\n", n, streams);
+  CHECK(streams <= 64);
+
+  cubeb *ctx;
+  CHECK_INT(cubeb_init(&ctx, "another program", "pulse"), ==, CUBEB_OK);
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "another", NULL, NULL, NULL, &out,
+                              FIXTURE_PERIOD, silence_data, no_state, NULL),
+            ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+  cubeb_destroy(ctx);
+
+  for (int i = 0; i < n; i++)
+    raw_close(&r[i]);
+  close(stop[1]);
+  test_wait_ok(pid);
+  fixture_check(&f, "one process on pulse");
+  fixture_finish(&f);
 }

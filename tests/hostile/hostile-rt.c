@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,7 +142,7 @@ promotion_cases(struct fixture *f, struct tally *t)
       own++;
     }
   closedir(tasks);
-  CHECK(own >= 6); /* main, loop, 4 workers at least */
+  CHECK(own >= 5); /* main, loop, device clock, clients' sessions */
   expect_refused(&r, t, (int)f->honest_pid, -ESRCH);
   expect_refused(&r, t, 1, -ESRCH);
   CHECK_INT(promote(&r, t, INT32_MAX), ==, -ESRCH);
@@ -150,19 +151,59 @@ promotion_cases(struct fixture *f, struct tally *t)
   expect_error(&r, t, AIPC_OP_PROMOTE_THREAD, zero, 4, -EBADMSG);
   expect_error(&r, t, AIPC_OP_PROMOTE_THREAD, all_ones, 4, -EBADMSG);
 
-  /* Its own threads, up to its stream limit (2); asking twice is fine. */
+  /* Its own threads: one per live stream of the process, asking twice
+   * is fine. */
+  expect_refused(&r, t, tids[1], -EBUSY);
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  int streams[2];
+  for (int i = 0; i < 2; i++) {
+    streams[i] = raw_stream_init(&r, &q, NULL, NULL);
+    CHECK(streams[i] > 0);
+  }
   for (int i = 1; i <= 2; i++) {
     CHECK_INT(promote(&r, t, (uint32_t)tids[i]), ==, 0);
     CHECK_INT(policy_of(tids[i]), ==, SCHED_FIFO | SCHED_RESET_ON_FORK);
     CHECK_INT(promote(&r, t, (uint32_t)tids[i]), ==, 0);
   }
   expect_refused(&r, t, tids[3], -EBUSY);
+  /* Promoting it directly, the server bounded the process's real-time
+   * CPU as RTKit would have demanded. */
+  struct rlimit rttime;
+  CHECK(prlimit(holder, RLIMIT_RTTIME, NULL, &rttime) == 0);
+  CHECK(rttime.rlim_cur <= 200000 && rttime.rlim_max <= 200000);
   /* A promoted thread that ends frees its place. */
   CHECK(write(sv[0], "k", 1) == 1);
   char c;
   CHECK(read(sv[0], &c, 1) == 1 && c == 'k');
   CHECK_INT(promote(&r, t, (uint32_t)tids[3]), ==, 0);
   CHECK_INT(policy_of(tids[3]), ==, SCHED_FIFO | SCHED_RESET_ON_FORK);
+
+  /* A second connection of the same process counts with the first: no
+   * more threads than the process's streams. */
+  fd = audioipc_server_new_client_for_pid(f->e.server, holder, 0);
+  CHECK(fd >= 0);
+  f->clients_made++;
+  struct raw second;
+  raw_init(&second, fd);
+  raw_greet(&second);
+  expect_refused(&second, t, tids[0], -EBUSY);
+  CHECK(raw_stream_init(&second, &q, NULL, NULL) > 0);
+  CHECK_INT(promote(&second, t, (uint32_t)tids[0]), ==, 0);
+  CHECK_INT(policy_of(tids[0]), ==, SCHED_FIFO | SCHED_RESET_ON_FORK);
+  /* A stream goes while its thread lives on: soon the newest promoted
+   * thread of that client is demoted (not at once: a client's callback
+   * thread ends after its stream's STREAM_DESTROY reply); a client that
+   * goes demotes its own. */
+  CHECK_INT(raw_stream_call(&r, AIPC_OP_STREAM_DESTROY, (uint32_t)streams[0]),
+            ==, 0);
+  double start = fixture_now_ms();
+  while (policy_of(tids[3]) != SCHED_OTHER)
+    CHECK(fixture_now_ms() - start < 10000);
+  CHECK_INT(policy_of(tids[2]), ==, SCHED_FIFO | SCHED_RESET_ON_FORK);
+  raw_close(&second);
+  start = fixture_now_ms();
+  while (policy_of(tids[0]) != SCHED_OTHER) /* its teardown is its own */
+    CHECK(fixture_now_ms() - start < 10000);
 
   /* Once the process is gone, nothing of the client's is promoted, even
    * should its pid or tids come back as another process's. */

@@ -230,12 +230,18 @@ TEST_TIMEOUT(pulse_stalling_clients_hold_up_nobody_else, 120)
 }
 
 /* One client hangs up with 64 stalled streams; then a server is stopped
- * under two such clients. */
+ * under two such clients (more streams than the server allows in all by
+ * default: the limits are raised for them). */
 static void
 stalled_teardown(const char *backend)
 {
   struct fixture f;
   fixture_start(&f, backend);
+  AudioIpcServerLimits l;
+  CHECK_INT(audioipc_server_get_limits(f.e.server, &l), ==, 0);
+  l.streams_max = 256;
+  l.shm_max = 1ull << 30;
+  CHECK_INT(audioipc_server_set_limits(f.e.server, &l), ==, 0);
   struct staller s;
   staller_open(&f, &s, backend, 64);
   usleep(100 * 1000); /* every stream has missed by now */
