@@ -6,10 +6,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@ struct aipc_conn {
   pthread_mutex_t lock; /* guards the queue, `source` and `watch_input` */
   struct queued *head, **tail;
   size_t queued_bytes;
+  unsigned queued_fds;
   struct aipc_source *source;
   bool watch_input;
 
@@ -172,7 +175,8 @@ enqueue(struct aipc_conn *conn, const struct aipc_msg_header *h,
         const uint8_t *payload, const int *fds, unsigned nfds)
 {
   size_t total = sizeof(*h) + h->size;
-  if (conn->queued_bytes + total > AIPC_CONN_QUEUE_MAX)
+  if (conn->queued_bytes + total > AIPC_CONN_QUEUE_MAX ||
+      conn->queued_fds + nfds > AIPC_CONN_QUEUE_FDS_MAX)
     return -ENOBUFS;
   struct queued *q = malloc(sizeof(*q) + h->size);
   if (!q)
@@ -194,6 +198,7 @@ enqueue(struct aipc_conn *conn, const struct aipc_msg_header *h,
   *conn->tail = q;
   conn->tail = &q->next;
   conn->queued_bytes += total;
+  conn->queued_fds += q->nfds;
   update_watch(conn);
   return 0;
 }
@@ -270,6 +275,7 @@ aipc_conn_flush(struct aipc_conn *conn)
     if (!conn->head)
       conn->tail = &conn->head;
     conn->queued_bytes -= sizeof(q->header) + q->header.size;
+    conn->queued_fds -= q->nfds;
     free_queued(q);
   }
   /* Drop EPOLLOUT once empty; re-arm a one-shot registration. */
@@ -277,6 +283,19 @@ aipc_conn_flush(struct aipc_conn *conn)
     update_watch(conn);
   pthread_mutex_unlock(&conn->lock);
   return r;
+}
+
+bool
+aipc_conn_peer_read_all(struct aipc_conn *conn)
+{
+  pthread_mutex_lock(&conn->lock);
+  bool queued = conn->head != NULL;
+  pthread_mutex_unlock(&conn->lock);
+  int unread = 0;
+  /* For AF_UNIX, what the peer has not received yet, in bytes. */
+  if (!queued && ioctl(conn->fd, SIOCOUTQ, &unread) < 0)
+    return false;
+  return !queued && unread == 0;
 }
 
 static void

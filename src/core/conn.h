@@ -18,8 +18,11 @@
 struct aipc_conn;
 struct aipc_source;
 
-/* Bytes of queued outgoing messages allowed before sends fail. */
+/* Bytes of queued outgoing messages allowed before sends fail; and fds
+ * (each may hold a stream's shared memory alive, whatever its message's
+ * size). */
 #define AIPC_CONN_QUEUE_MAX (1024 * 1024)
+#define AIPC_CONN_QUEUE_FDS_MAX 4
 
 /*
  * Wraps `fd` (taken, also on failure) and makes it non-blocking.
@@ -61,6 +64,10 @@ int aipc_conn_send(struct aipc_conn *conn, uint16_t opcode, uint32_t serial,
 /* Encodes `body` with opcode's description and sends it. */
 int aipc_conn_send_msg(struct aipc_conn *conn, uint16_t opcode, uint32_t serial,
                        const void *body, const int *fds, unsigned nfds);
+
+/* Whether the peer has received everything sent so far: nothing queued
+ * here, nothing unread in the socket. Any thread. */
+bool aipc_conn_peer_read_all(struct aipc_conn *conn);
 
 /* Writes queued messages. Returns 0 when the queue is empty, -EAGAIN if
  * the socket is full again, or another negative errno. */

@@ -726,6 +726,12 @@ aipc_session_shutdown(struct aipc_session *s)
   shutdown(aipc_conn_fd(s->conn), SHUT_RDWR);
 }
 
+bool
+aipc_session_peer_read_all(struct aipc_session *s)
+{
+  return aipc_conn_peer_read_all(s->conn);
+}
+
 void
 aipc_session_destroy(struct aipc_session *s)
 {

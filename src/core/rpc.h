@@ -128,6 +128,10 @@ void aipc_session_close(struct aipc_session *session, int error);
  * end. Any thread. */
 void aipc_session_shutdown(struct aipc_session *session);
 
+/* Whether the peer has received every reply and event sent so far (and
+ * so every fd they carried). Any thread. */
+bool aipc_session_peer_read_all(struct aipc_session *session);
+
 /*
  * For a session whose owner reads: waits up to `timeout_ms` (negative:
  * without end) for requests and handles those that arrived (the handler

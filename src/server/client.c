@@ -43,6 +43,10 @@ struct aipc_client {
   uint32_t nstreams;
   uint32_t next_stream_id;
   uint64_t shm_bytes;
+  /* Bytes of the regions whose fds went out in replies the client may not
+   * have read yet: an fd in flight keeps its region alive, stream or no
+   * stream. Cleared whenever the client has read everything. */
+  uint64_t unread_shm;
   struct aipc_devices *devices;   /* made with the context */
   uint32_t collection_registered; /* device types */
   pid_t *rt_threads;              /* promoted for the client, newest last */
@@ -374,10 +378,17 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   if (r < 0)
     goto refund_stream;
   const struct aipc_stream_layout *layout = aipc_sstream_layout(s);
-  r = c->shm_bytes + layout->size > l->shm_per_client
-          ? -ENOSPC
-          : aipc_account_charge(accounts, c->account, AIPC_RES_SHM,
-                                layout->size, l, c->number);
+  if (aipc_session_peer_read_all(c->session))
+    c->unread_shm = 0;
+  if (c->shm_bytes + c->unread_shm + layout->size > l->shm_per_client) {
+    aipc_warn("client %u: its streams, and the memory of those whose "
+              "replies it has not read, would exceed shm_per_client",
+              c->number);
+    r = -ENOSPC;
+  } else {
+    r = aipc_account_charge(accounts, c->account, AIPC_RES_SHM, layout->size, l,
+                            c->number);
+  }
   if (r < 0) {
     aipc_sstream_destroy(s);
     goto refund_stream;
@@ -396,6 +407,7 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   int fd = aipc_sstream_take_fd(s);
   aipc_request_reply(req, &reply, &fd, 1);
   close(fd);
+  c->unread_shm += layout->size;
   return 0;
 
 refund_stream:

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -527,5 +528,82 @@ TEST(pulse_limits_one_process_leaves_pulse_room)
   close(stop[1]);
   test_wait_ok(pid);
   fixture_check(&f, "one process on pulse");
+  fixture_finish(&f);
+}
+
+/* The system's shared memory in use, in KiB (what memfds hold). */
+static long
+shmem_kib(void)
+{
+  FILE *f = fopen("/proc/meminfo", "r");
+  CHECK(f != NULL);
+  char line[128];
+  long kib = -1;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "Shmem: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  CHECK(kib >= 0);
+  return kib;
+}
+
+/*
+ * A client that never reads its replies: each STREAM_INIT_REPLY's fd it
+ * has not received keeps that stream's memory alive (in its socket, or in
+ * the server's send queue, which holds a copy), after the stream itself
+ * has gone. Creating and destroying streams blindly pinned 220 MiB
+ * against an 8 MiB shm_per_client. Counted against the limit now, and a
+ * client whose queue holds more than a few fds is hung up on.
+ */
+TEST(limits_memory_pinned_by_unread_replies)
+{
+  struct fixture f;
+  fixture_start(&f, NULL);
+  AudioIpcServerLimits defaults = get_limits(f.e.server);
+  AudioIpcServerLimits l = defaults;
+  l.shm_per_client = 8 << 20;
+  set_limits(f.e.server, &l);
+  struct raw r;
+  fixture_connect(&f, &r, NULL);
+  raw_greet(&r);
+  long before = shmem_kib();
+  /* A second of frames: regions of about 384 KiB. */
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_RATE);
+  enum { STREAMS = 300 };
+  int sent = 0;
+  for (uint32_t id = 1; id <= STREAMS; id++, sent++) {
+    raw_send_body(&r, AIPC_OP_STREAM_INIT, &q);
+    struct aipc_stream_ref ref = {.stream = id};
+    uint8_t payload[64];
+    const struct aipc_msg_desc *d =
+        aipc_protocol_msg(&aipc_protocol, AIPC_OP_STREAM_DESTROY);
+    int len = aipc_record_encode(&d->record, &ref, payload, sizeof(payload));
+    CHECK(len > 0);
+    uint8_t packet[sizeof(struct aipc_msg_header) + 64];
+    struct aipc_msg_header h = {.size = (uint32_t)len,
+                                .opcode = AIPC_OP_STREAM_DESTROY,
+                                .serial = ++r.serial};
+    memcpy(packet, &h, sizeof(h));
+    memcpy(packet + sizeof(h), payload, (size_t)len);
+    if (raw_send_packet(&r, packet, sizeof(h) + (size_t)len, NULL, 0) < 0)
+      break; /* hung up on */
+  }
+  /* The server works through what it has read; the most it pins. */
+  long most = 0;
+  double start = fixture_now_ms();
+  while (fixture_now_ms() - start < 2000) {
+    long now = shmem_kib() - before;
+    if (now > most)
+      most = now;
+    usleep(10000);
+  }
+  printf("  %d streams made and destroyed without a reply read: at most %ld "
+         "KiB pinned (shm_per_client %u KiB)\n",
+         sent, most, (unsigned)(l.shm_per_client >> 10));
+  fflush(stdout);
+  CHECK(most < 3 * (long)(l.shm_per_client >> 10));
+  raw_close(&r);
+  set_limits(f.e.server, &defaults);
+  fixture_check(&f, "memory pinned by unread replies");
   fixture_finish(&f);
 }
