@@ -265,8 +265,60 @@ local_test() {
       grep -q "cannot start a server on backend" "$dir/local.out"'
 }
 
+# --- serve with its fd table full ----------------------------------------------
+# serve's soft fd limit is lowered to what it holds once it listens, so
+# that the next accept fails with EMFILE while peers wait in the backlog:
+# it must refuse them (accept and close, with a spare fd) without
+# spinning on the readable listener, and say so once per burst, not once
+# per try.
+serve_emfile_test() {
+  local esock=$dir/emfile.sock ticks0 ticks1 lines pid holder used
+  "$aipc" serve --listen "$esock" --backend virtual:clock=fast,out=/dev/null \
+    >"$dir/emfile.out" 2>"$dir/emfile.err" &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$esock" ] && break; sleep 0.1; done
+  if [ ! -S "$esock" ]; then
+    fail "serve starts for the EMFILE test"
+    show "$dir/emfile.err"
+    kill -KILL "$pid" 2>/dev/null
+    return
+  fi
+  # The lowest free fd: a limit there makes the next one fail.
+  used=0
+  while [ -e "/proc/$pid/fd/$used" ]; do used=$((used + 1)); done
+  prlimit --pid "$pid" --nofile="$used:"
+  python3 - "$esock" >"$dir/emfile.py" 2>&1 <<'PY' &
+import socket, sys, time
+held = []
+for i in range(8):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.connect(sys.argv[1])
+    except OSError:
+        pass
+    held.append(s)
+time.sleep(3)
+PY
+  holder=$!
+  sleep 0.5
+  ticks0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  sleep 1.5
+  ticks1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  wait "$holder"
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  lines=$(grep -c "out of fds" "$dir/emfile.err")
+  echo "    | serve at its fd limit ($used): $((ticks1 - ticks0)) CPU ticks" \
+    "in 1.5 s, $lines log lines of it"
+  check "serve with its fds used up does not spin" \
+    [ $((ticks1 - ticks0)) -lt 30 ]
+  check "serve says it is out of fds once a burst" \
+    eval '[ "$lines" -ge 1 ] && [ "$lines" -le 3 ]'
+}
+
 demo_test
 serve_test
+serve_emfile_test
 usage_test
 sandbox_test
 local_test

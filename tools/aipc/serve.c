@@ -7,10 +7,12 @@
 #include "aipc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -128,6 +130,70 @@ fail:
   return -1;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+/* When process `pid` started (clock ticks since boot), or 0. */
+static unsigned long long
+start_time(pid_t pid)
+{
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* After the command's closing parenthesis: field 3 onwards; the start
+   * time is field 22. */
+  const char *p = strrchr(buf, ')');
+  unsigned long long t = 0;
+  for (int field = 2; p && field < 22; field++)
+    p = strchr(p + 1, ' ');
+  if (p)
+    t = strtoull(p + 1, NULL, 10);
+  return t;
+}
+
+/*
+ * A connection made for the peer's process. SO_PEERCRED names the pid it
+ * had at connect(); by now that process may have gone and its pid be
+ * another's. Where the kernel gives the peer's pidfd (Linux 6.5), holding
+ * it keeps the pid from being reused while the server opens its own;
+ * elsewhere the process at that pid must have the same start time before
+ * and after the server's pidfd_open, and the peer still be connected.
+ */
+static int
+client_for_peer(void *server, int conn, pid_t pid)
+{
+  int peer_pidfd = -1;
+  socklen_t len = sizeof(peer_pidfd);
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &peer_pidfd, &len) == 0) {
+    int fd = audioipc_server_new_client_for_pid(server, pid, 0);
+    int saved = errno;
+    close(peer_pidfd);
+    errno = saved;
+    return fd;
+  }
+  unsigned long long before = start_time(pid);
+  int fd = before ? audioipc_server_new_client_for_pid(server, pid, 0) : -1;
+  if (fd < 0) {
+    if (!before)
+      errno = ESRCH;
+    return -1;
+  }
+  struct pollfd p = {.fd = conn, .events = POLLIN};
+  if (start_time(pid) != before ||
+      (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))) {
+    close(fd);
+    errno = ESRCH;
+    return -1;
+  }
+  return fd;
+}
+
 /* Serves one accepted connection (taken). */
 static void
 serve_one(void *server, int conn, unsigned number)
@@ -140,7 +206,7 @@ serve_one(void *server, int conn, unsigned number)
     close(conn);
     return;
   }
-  int fd = audioipc_server_new_client_for_pid(server, cred.pid, 0);
+  int fd = client_for_peer(server, conn, cred.pid);
   if (fd < 0) {
     fprintf(stderr, "aipc serve: cannot make a connection for pid %d: %s\n",
             (int)cred.pid, strerror(errno));
@@ -160,6 +226,33 @@ serve_one(void *server, int conn, unsigned number)
   else
     printf("aipc serve: client %u connected: pid %d, uid %u\n", number,
            (int)cred.pid, (unsigned)cred.uid);
+}
+
+/*
+ * The fd table is full: the listener stays readable, and retrying at once
+ * spins (100 % CPU, a log line each time). Accept the connection with
+ * the spare fd and close it, which refuses that peer and drains the
+ * backlog; a burst is logged once, when it begins and when it ends. If
+ * even that fails, wait a little before the next try.
+ */
+static void
+refuse_one(int lsock, int *spare, unsigned *refused)
+{
+  if (*refused == 0)
+    fprintf(stderr, "aipc serve: out of fds; refusing connections until "
+                    "some close\n");
+  if (*spare >= 0) {
+    close(*spare);
+    *spare = -1;
+  }
+  int conn = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+  if (conn >= 0) {
+    close(conn);
+    (*refused)++;
+  }
+  *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (conn < 0 || *spare < 0)
+    poll(NULL, 0, 100);
 }
 
 int
@@ -240,7 +333,10 @@ aipc_serve_main(int argc, char **argv)
          b.rate, path);
 
   int status = AIPC_EXIT_OK;
-  unsigned clients = 0;
+  unsigned clients = 0, refused = 0;
+  /* Kept so that a full fd table still lets a connection be accepted and
+   * closed, instead of leaving the listener readable forever. */
+  int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   for (;;) {
     struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
                             {.fd = lsock, .events = POLLIN}};
@@ -261,17 +357,27 @@ aipc_serve_main(int argc, char **argv)
     }
     if (fds[1].revents) {
       int conn = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0 && (errno == EMFILE || errno == ENFILE)) {
+        refuse_one(lsock, &spare, &refused);
+        continue;
+      }
       if (conn < 0) {
         if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
           fprintf(stderr, "aipc serve: cannot accept a connection: %s\n",
                   strerror(errno));
         continue;
       }
+      if (refused) {
+        printf("aipc serve: out of fds: refused %u connections\n", refused);
+        refused = 0;
+      }
       serve_one(b.server, conn, ++clients);
     }
   }
 
   aipc_backend_stop(&b);
+  if (spare >= 0)
+    close(spare);
   close(lsock);
   struct stat st;
   if (lstat(path, &st) == 0 && st.st_ino == ino && unlink(path) < 0) {
