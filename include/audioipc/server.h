@@ -78,7 +78,11 @@ audioipc_server_start(const char *context_name, const char *backend_name,
  * `shm_area_size` bounds the shared memory of each of the client's
  * streams in bytes (in whole pages: below 4096 no stream can be made);
  * 0 sizes it per stream from its parameters, within the server's limits
- * (see AudioIpcServerLimits).
+ * (see AudioIpcServerLimits). Fails with EUSERS when the process (see
+ * below) or the server has as many connections as the limits allow, and
+ * with EMFILE when fewer than 48 fds are free (a reserve for the clients
+ * already connected; audioipc_server_start raises the soft fd limit to
+ * 4096 where the hard limit allows, a process-wide change).
  * Any thread.
  */
 AUDIOIPC_EXPORT int audioipc_server_new_client(void *server,
@@ -95,12 +99,19 @@ AUDIOIPC_EXPORT int audioipc_server_new_client(void *server,
  *
  * Real-time priority: a client whose own attempt is refused (a sandbox,
  * no RLIMIT_RTPRIO) asks the server to promote its callback thread. The
- * server does so only for a thread of this process while it lives, for
- * at most streams_per_client threads at once, at AUDIOIPC_RT_PRIORITY
- * (default 10, 0 = never): directly (SCHED_FIFO) when it may, else
- * through RTKit on the system bus (SCHED_RR; RTKit then checks the
- * thread's owner and caps the priority). Clients made with
- * audioipc_server_new_client get no promotion from the server.
+ * server does so only for a thread of this process while it lives, never
+ * for more threads than the process has live streams (all its
+ * connections together) nor beyond promoted_per_process and
+ * promoted_max, at AUDIOIPC_RT_PRIORITY (default 10, 0 = never):
+ * directly (SCHED_FIFO) when it may, after lowering the process's
+ * RLIMIT_RTTIME to 200 ms as RTKit would demand, else through RTKit on
+ * the system bus (SCHED_RR; RTKit then checks the thread's owner and
+ * caps the priority; at most 4 requests per process and 16 in all per
+ * 20 s). A promoted thread is demoted when its client goes, and when the
+ * process has had fewer streams than promoted threads for 200 ms. Clients
+ * made with audioipc_server_new_client get no promotion from the server.
+ * All of this process's connections count together against the
+ * per-process limits of AudioIpcServerLimits.
  */
 AUDIOIPC_EXPORT int audioipc_server_new_client_for_pid(void *server, pid_t pid,
                                                        size_t shm_area_size);

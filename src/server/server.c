@@ -14,9 +14,11 @@
 #include "server-private.h"
 #include "virtual.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -314,12 +316,67 @@ aipc_server_client_gone(struct aipc_server *server, struct aipc_client *client)
   pthread_mutex_unlock(&server->lock);
 }
 
+/*
+ * File descriptors. Each connection costs the server a few (its socket,
+ * the client's pidfd, its backend context's: a pulse context has a socket
+ * and a few eventfds), plus those in flight in its send queue (at most
+ * AIPC_CONN_QUEUE_FDS_MAX). A new connection is refused (EMFILE) unless
+ * that much and a reserve are still free, so that a full fd table never
+ * fails a request of a client already connected: the connection limits
+ * would have refused the hostile one first.
+ */
+#define FDS_PER_CONNECTION 16
+#define FD_RESERVE 32
+#define FD_LIMIT_WANTED 4096
+
+/* Raises the soft fd limit to FD_LIMIT_WANTED where the hard one allows
+ * (never lowers it). A process-wide change of the embedder's: few need
+ * more than 1024 fds, but the connection limits allow more than that. */
+static void
+raise_fd_limit(void)
+{
+  struct rlimit l;
+  if (getrlimit(RLIMIT_NOFILE, &l) < 0 || l.rlim_cur >= FD_LIMIT_WANTED)
+    return;
+  rlim_t want = l.rlim_max < FD_LIMIT_WANTED ? l.rlim_max : FD_LIMIT_WANTED;
+  if (want > l.rlim_cur) {
+    l.rlim_cur = want;
+    setrlimit(RLIMIT_NOFILE, &l);
+  }
+}
+
+/* Free fds below the soft limit. */
+static long
+free_fds(void)
+{
+  struct rlimit l;
+  if (getrlimit(RLIMIT_NOFILE, &l) < 0)
+    return 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return 0;
+  long open = -1; /* the directory's own */
+  while (readdir(d))
+    open++;
+  closedir(d);
+  open -= 2; /* "." and ".." */
+  return (long)l.rlim_cur - open;
+}
+
 static int
 new_client(void *handle, pid_t pid, bool trusted, size_t shm_area_size)
 {
   struct aipc_server *server = handle;
   if (!server || (trusted && pid <= 0)) {
     errno = EINVAL;
+    return -1;
+  }
+  long left = free_fds();
+  if (left < FDS_PER_CONNECTION + FD_RESERVE) {
+    aipc_warn("refusing a connection: %ld fds left, the clients already "
+              "connected keep %d in reserve",
+              left, FD_RESERVE);
+    errno = EMFILE;
     return -1;
   }
   /* Holds on to the very process the embedder named: its pid can be
@@ -443,6 +500,7 @@ audioipc_server_start(const char *context_name, const char *backend_name,
   struct aipc_server *server = calloc(1, sizeof(*server));
   if (!server)
     return NULL;
+  raise_fd_limit();
   pthread_mutex_init(&server->lock, NULL);
   pthread_cond_init(&server->gone, NULL);
   server->limits = default_limits;

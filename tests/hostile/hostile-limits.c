@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static long
@@ -605,5 +606,60 @@ TEST(limits_memory_pinned_by_unread_replies)
   raw_close(&r);
   set_limits(f.e.server, &defaults);
   fixture_check(&f, "memory pinned by unread replies");
+  fixture_finish(&f);
+}
+
+/*
+ * File descriptors: the server raises its soft limit where the hard one
+ * allows, and refuses new connections while a reserve of fds is still
+ * free, so that connections filling the table never make an honest
+ * client's next request fail with EMFILE (creating a stream needs one).
+ */
+TEST(limits_fd_reserve_keeps_requests_working)
+{
+  struct rlimit low = {.rlim_cur = 64, .rlim_max = 256};
+  CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  struct fixture f;
+  fixture_start(&f, NULL);
+  struct rlimit now;
+  CHECK(getrlimit(RLIMIT_NOFILE, &now) == 0);
+  printf("  soft fd limit: 64 before the server started, %llu after (hard "
+         "256)\n",
+         (unsigned long long)now.rlim_cur);
+  CHECK_INT(now.rlim_cur, ==, 256);
+
+  /* Not much room: the next connections take what is left. */
+  struct rlimit tight = {.rlim_cur = (rlim_t)test_count_fds() + 80,
+                         .rlim_max = 256};
+  CHECK(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  struct raw honest;
+  fixture_connect(&f, &honest, NULL);
+  raw_greet(&honest);
+  static struct raw r[64];
+  int n = 0, error = 0;
+  while (n < 64) {
+    int fd = audioipc_server_new_client(f.e.server, 0);
+    if (fd < 0) {
+      error = errno;
+      break;
+    }
+    f.clients_made++;
+    raw_init(&r[n], fd);
+    raw_greet(&r[n++]);
+  }
+  printf("  %d more connections, then refused: %s\n", n, strerror(error));
+  CHECK_INT(error, ==, EMFILE);
+  /* The client connected first still makes streams. */
+  struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, FIXTURE_PERIOD);
+  for (int i = 0; i < 16; i++) {
+    int id = raw_stream_init(&honest, &q, NULL, NULL);
+    CHECK(id > 0);
+    CHECK_INT(raw_stream_call(&honest, AIPC_OP_STREAM_DESTROY, (uint32_t)id),
+              ==, 0);
+  }
+  for (int i = 0; i < n; i++)
+    raw_close(&r[i]);
+  raw_close(&honest);
+  fixture_check(&f, "fd reserve");
   fixture_finish(&f);
 }
