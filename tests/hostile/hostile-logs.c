@@ -68,9 +68,8 @@ capture_end(struct capture *c)
 
 static const char *const evil[] = {
     "a\nforged: error: the server is compromised", "b\r\x1b[2J\x1b]0;title\x07",
-    "c\xc2\x9b"
-    "31m",           /* C1 CSI, in UTF-8 */
-    "d\xff\xfe\x80", /* not UTF-8 */
+    "c\xc2\x9b\x33\x31m", /* C1 CSI "31m", in UTF-8 */
+    "d\xff\xfe\x80",      /* not UTF-8 */
 };
 #define EVIL (sizeof(evil) / sizeof(evil[0]))
 
