@@ -93,6 +93,67 @@ E2E_CLIENT(sandboxed_player)
     CHECK(policy & SCHED_RESET_ON_FORK);
 }
 
+enum { MANY_STREAMS = 6, RTKIT_CALLS_PER_PROCESS = 4 };
+
+struct seen {
+  atomic_int policy;
+  atomic_int callbacks;
+};
+
+static long
+many_data_cb(cubeb_stream *stream, void *user, const void *in, void *out,
+             long frames)
+{
+  (void)stream, (void)in;
+  struct seen *seen = user;
+  atomic_store(&seen->policy, sched_getscheduler(0) & ~SCHED_RESET_ON_FORK);
+  atomic_fetch_add(&seen->callbacks, 1);
+  memset(out, 0, (size_t)frames * 2 * sizeof(float));
+  return frames;
+}
+
+/* Plays MANY_STREAMS streams at once in a sandbox (one callback thread
+ * each) and checks that exactly `arg` of their threads are real-time. */
+E2E_CLIENT(sandboxed_many_player)
+{
+  deny_rescheduling();
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream *s[MANY_STREAMS];
+  static struct seen seen[MANY_STREAMS];
+  for (int i = 0; i < MANY_STREAMS; i++) {
+    atomic_init(&seen[i].policy, -1);
+    CHECK_INT(cubeb_stream_init(ctx, &s[i], "rt", NULL, NULL, NULL, &out, 256,
+                                many_data_cb, state_cb, &seen[i]),
+              ==, CUBEB_OK);
+    CHECK_INT(cubeb_stream_start(s[i]), ==, CUBEB_OK);
+  }
+  for (int i = 0; i < MANY_STREAMS; i++)
+    for (int ms = 0; ms < 10000 && atomic_load(&seen[i].callbacks) < 20; ms++)
+      nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+  int promoted = 0;
+  for (int i = 0; i < MANY_STREAMS; i++) {
+    CHECK_INT(atomic_load(&seen[i].callbacks), >=, 20);
+    promoted += atomic_load(&seen[i].policy) == SCHED_RR;
+  }
+  for (int i = 0; i < MANY_STREAMS; i++) {
+    CHECK_INT(cubeb_stream_stop(s[i]), ==, CUBEB_OK);
+    cubeb_stream_destroy(s[i]);
+  }
+  printf("client %d: %d of %d callback threads real-time through RTKit\n",
+         (int)getpid(), promoted, MANY_STREAMS);
+  CHECK_INT(promoted, ==, arg);
+}
+
+static void
+need_system_bus(void)
+{
+  struct stat st;
+  if (stat(SYSTEM_BUS, &st) != 0)
+    test_fail(__FILE__, __LINE__,
+              "no system bus at " SYSTEM_BUS
+              ": start one with `bash scripts/system-bus.sh start`");
+}
+
 static void
 run_player(bool trusted, int expected_policy)
 {
@@ -121,14 +182,25 @@ TEST(rt_a_client_nobody_vouched_for_is_not_promoted)
 
 TEST(rt_a_sandboxed_server_promotes_through_rtkit)
 {
-  struct stat st;
-  if (stat(SYSTEM_BUS, &st) != 0)
-    test_fail(__FILE__, __LINE__,
-              "no system bus at " SYSTEM_BUS
-              ": start one with `bash scripts/system-bus.sh start`");
+  need_system_bus();
   /* The server cannot reschedule anything itself now (its threads,
    * started after this, and the clients inherit the filter); RTKit
    * hands out SCHED_RR. */
   deny_rescheduling();
   run_player(true, SCHED_RR);
+}
+
+TEST(rt_one_process_cannot_spend_the_rtkit_budget_of_all)
+{
+  /* RTKit grants a user so many threads in a burst, whoever asks: the
+   * server asks for one process at most RTKIT_CALLS_PER_PROCESS times in
+   * 20 s, so that one process's threads leave the others theirs. */
+  need_system_bus();
+  deny_rescheduling();
+  struct e2e e;
+  e2e_start(&e, BACKEND);
+  e.trusted_pids = true;
+  test_wait_ok(e2e_spawn(&e, sandboxed_many_player, RTKIT_CALLS_PER_PROCESS));
+  test_wait_ok(e2e_spawn(&e, sandboxed_player, SCHED_RR));
+  e2e_finish(&e);
 }
