@@ -9,9 +9,10 @@
  * really runs with, from inside the data callback.
  *
  * The server promotes directly when it may (here: it runs as root), and
- * otherwise asks RTKit over the system bus; the last test sandboxes the
- * server as well to take that path (scripts/system-bus.sh starts a bus,
- * and D-Bus activation starts rtkit-daemon).
+ * otherwise asks RTKit over the system bus; the last two tests sandbox
+ * the server as well to take that path (scripts/system-bus.sh starts a
+ * bus, and D-Bus activation starts rtkit-daemon). The hostile_ one runs
+ * in suite `hostile`.
  */
 #include "../e2e/harness.h"
 
@@ -190,7 +191,7 @@ TEST(rt_a_sandboxed_server_promotes_through_rtkit)
   run_player(true, SCHED_RR);
 }
 
-TEST(rt_one_process_cannot_spend_the_rtkit_budget_of_all)
+TEST(hostile_one_process_cannot_spend_the_rtkit_budget_of_all)
 {
   /* RTKit grants a user so many threads in a burst, whoever asks: the
    * server asks for one process at most RTKIT_CALLS_PER_PROCESS times in
