@@ -305,6 +305,7 @@ PY
   sleep 1.5
   ticks1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   wait "$holder"
+  check "serve lives on at its fd limit" kill -0 "$pid"
   kill -TERM "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   lines=$(grep -c "out of fds" "$dir/emfile.err")

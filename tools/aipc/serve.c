@@ -314,16 +314,21 @@ aipc_serve_main(int argc, char **argv)
             strerror(errno));
     return AIPC_EXIT_FAILURE;
   }
-  ino_t ino = 0;
-  int lsock = listen_on(&addr, &ino);
-  if (lsock < 0) {
+  struct aipc_backend b;
+  if (aipc_backend_start("serve", backend, "virtual:clock=realtime", &b) < 0) {
     close(sfd);
     return AIPC_EXIT_FAILURE;
   }
-  struct aipc_backend b;
-  if (aipc_backend_start("serve", backend, "virtual:clock=realtime", &b) < 0) {
-    unlink(path);
-    close(lsock);
+  /* Kept so that a full fd table still lets a connection be accepted and
+   * closed, instead of leaving the listener readable forever. */
+  int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  /* Last: once the socket exists, the server is ready. */
+  ino_t ino = 0;
+  int lsock = listen_on(&addr, &ino);
+  if (lsock < 0) {
+    if (spare >= 0)
+      close(spare);
+    aipc_backend_stop(&b);
     close(sfd);
     return AIPC_EXIT_FAILURE;
   }
@@ -334,9 +339,6 @@ aipc_serve_main(int argc, char **argv)
 
   int status = AIPC_EXIT_OK;
   unsigned clients = 0, refused = 0;
-  /* Kept so that a full fd table still lets a connection be accepted and
-   * closed, instead of leaving the listener readable forever. */
-  int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   for (;;) {
     struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
                             {.fd = lsock, .events = POLLIN}};
