@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/system-bus.sh start
 bash scripts/pulse.sh start
-trap 'bash scripts/pulse.sh stop' EXIT
+failed_cases=$(mktemp) # the failed cases, printed at the end
+trap 'bash scripts/pulse.sh stop; rm -f "$failed_cases"' EXIT
 eval "$(bash scripts/pulse.sh env)"
 
 setup() { # DIR, then meson options
@@ -37,16 +38,23 @@ failed=0
 failures=()
 count_results() { # DIR LABEL
   local counts
-  counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
-import json, sys
+  counts=$(python3 - "$1/meson-logs/testlog.json" "$failed_cases" "$2" <<'PY'
+import json, re, sys
 ok = bad = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r["result"] in ("OK", "EXPECTEDFAIL"):
-        ok += 1
-    else:
+# A failed test's FAIL lines and the messages of its failed checks.
+case = re.compile(r"^(FAIL  |\S+\.c:\d+: )")
+with open(sys.argv[2], "a") as cases:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        if r["result"] in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+            continue
         bad += 1
         print("FAILED:", r["name"], file=sys.stderr)
+        cases.write("%s %s (%s)\n" % (sys.argv[3], r["name"], r["result"]))
+        for out in (r.get("stdout") or "").splitlines():
+            if case.match(out):
+                cases.write("    " + out + "\n")
 print(ok, bad)
 PY
 )
@@ -108,6 +116,7 @@ for fuzzer in build-fuzz/tests/fuzz/fuzz-*; do
 done
 
 if [ ${#failures[@]} -ne 0 ]; then
+  cat "$failed_cases"
   echo "failed in: ${failures[*]}"
 fi
 echo "$passed passed, $failed failed"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,16 +16,38 @@
 extern const struct aipc_test __start_aipc_tests[];
 extern const struct aipc_test __stop_aipc_tests[];
 
+static bool
+same_file(int a, int b)
+{
+  struct stat sa, sb;
+  return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+static void __attribute__((format(printf, 4, 0)))
+print_failure(FILE *out, const char *file, int line, const char *fmt,
+              va_list ap)
+{
+  fprintf(out, "%s:%d: ", file, line);
+  vfprintf(out, fmt, ap);
+  fputc('\n', out);
+  fflush(out);
+}
+
+/* The message goes to stderr, among the logs, and to stdout too, next
+ * to the FAIL line, where scripts/test.sh finds it for its summary. */
 void
 test_fail(const char *file, int line, const char *fmt, ...)
 {
   va_list ap;
-  fprintf(stderr, "%s:%d: ", file, line);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  print_failure(stderr, file, line, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
+  if (!same_file(STDOUT_FILENO, STDERR_FILENO)) {
+    va_start(ap, fmt);
+    print_failure(stdout, file, line, fmt, ap);
+    va_end(ap);
+  }
   abort();
 }
 
