@@ -25,6 +25,8 @@
  * stream loses only its own audio. A little is allowed for the edges of
  * the measurement (and the machine's own stalls). */
 #define TAMPER_MIN_RATE 0.9
+/* The pause between a spinning client's bursts. */
+#define BURST_REST_US 200
 
 enum {
   NEVER_ANSWER,
@@ -154,10 +156,14 @@ run_tamper(struct fixture *f, struct tamper *t)
   unsigned requests = 0;
   while (fixture_now_ms() - start < TAMPER_MS) {
     /* A scribbler answers a few requests well, then scribbles while the
-     * server waits for the next answer. */
+     * server waits for the next answer. Both it and the spinner below
+     * rest a little between bursts: a client that spins flat out only
+     * takes a CPU from the machine, which no server can prevent, and on
+     * two loaded cores that would be what the honest stream measures. */
     if (t->mode == SCRIBBLE && requests > 4) {
       for (int i = 0; i < 1000; i++)
         scribble(t);
+      usleep(BURST_REST_US);
       continue;
     }
     /* Never the awaited value, but a new one all the time. */
@@ -168,6 +174,7 @@ run_tamper(struct fixture *f, struct tamper *t)
         if (v == awaited)
           atomic_fetch_add(&t->ctl->response.value, 1);
       }
+      usleep(BURST_REST_US);
       continue;
     }
     uint32_t seq = aipc_wake_load(&t->ctl->request);
