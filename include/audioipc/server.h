@@ -150,9 +150,11 @@ typedef struct {
    * stream that would go over it is not created. Default 64 MiB; at
    * least 4096. */
   uint64_t shm_per_client;
-  /* Device tokens one client may hold. Every device an enumeration
-   * returns gets one, kept until four later enumerations; an enumeration
-   * that would go over the limit fails. Default 1024; 1..65536. */
+  /* Devices one client's context remembers. A device keeps the token
+   * (the client's devid) its first enumeration gave it for the context's
+   * life; at the limit, the devices no enumeration has listed for
+   * longest are forgotten, and an enumeration that alone lists more
+   * fails. Default 1024; 1..65536. */
   uint32_t device_tokens;
   /* Kept for compatibility; no effect. Each client's requests are read
    * by a thread of its own, one at a time, each once the one before has

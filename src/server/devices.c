@@ -1,10 +1,20 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * A client's devices: the collections its enumerations made, kept alive
- * while their devids may still be named, and the opaque tokens that
- * stand for those devids on the wire. Monitors (a sound server's
- * recording of what is played, hence of every other client) are neither
- * listed nor opened unless the embedder allowed them.
+ * A client's devices: the opaque tokens that stand for devids on the
+ * wire, and the collections kept alive while those devids may still be
+ * named. Monitors (a sound server's recording of what is played, hence
+ * of every other client) are neither listed nor opened unless the
+ * embedder allowed them.
+ *
+ * A token is the device's for the life of the client's context, as a
+ * devid is in libcubeb: every enumeration that lists the same device
+ * (the same direction and backend device_id) gives the same token, and
+ * a token is never given to another device. It names the devid of the
+ * newest collection that listed the device; that collection is kept
+ * while any token names into it, so a device that has gone still names
+ * the devid it had (the backend then refuses a stream on it, as it
+ * would in-process). At the limit, the devices no enumeration has
+ * listed for longest are forgotten to make room.
  *
  * The client's thread only, like its context.
  */
@@ -16,26 +26,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Device collections kept alive per client, so their devids stay valid
- * while the client may still name them by token. */
-#define COLLECTIONS_KEPT 4
+/* A collection, kept while tokens name devids in it. */
+struct held {
+  struct held *next;
+  cubeb_device_collection collection;
+  unsigned refs; /* tokens naming into it */
+};
 
-struct token {
+/* A device some enumeration listed, and its token. */
+struct known {
   uint64_t token;
+  uint64_t seen; /* the enumeration that last listed it */
+  uint32_t type;
+  char *id; /* the backend's device_id (or friendly name); NULL: none */
   cubeb_devid devid;
-  unsigned collection; /* slot in `collections` */
+  struct held *held;
 };
 
 struct aipc_devices {
   cubeb *ctx;
   bool allow_monitors;
   uint32_t max_tokens;
-  cubeb_device_collection collections[COLLECTIONS_KEPT];
-  bool used[COLLECTIONS_KEPT];
-  unsigned next;
-  struct token *tokens;
-  uint32_t ntokens;
+  struct known *known;
+  uint32_t nknown;
+  struct held *helds;
   uint64_t next_token;
+  uint64_t enumerations;
 };
 
 int
@@ -45,8 +61,8 @@ aipc_devices_new(cubeb *ctx, uint32_t max_tokens, bool allow_monitors,
   struct aipc_devices *d = calloc(1, sizeof(*d));
   if (!d)
     return -ENOMEM;
-  d->tokens = calloc(max_tokens, sizeof(*d->tokens));
-  if (!d->tokens) {
+  d->known = calloc(max_tokens, sizeof(*d->known));
+  if (!d->known) {
     free(d);
     return -ENOMEM;
   }
@@ -57,18 +73,32 @@ aipc_devices_new(cubeb *ctx, uint32_t max_tokens, bool allow_monitors,
   return 0;
 }
 
+/* Destroys the collections no token names into any more. */
 static void
-drop_collection(struct aipc_devices *d, unsigned slot)
+drop_unnamed(struct aipc_devices *d)
 {
-  if (!d->used[slot])
-    return;
-  uint32_t kept = 0;
-  for (uint32_t i = 0; i < d->ntokens; i++)
-    if (d->tokens[i].collection != slot)
-      d->tokens[kept++] = d->tokens[i];
-  d->ntokens = kept;
-  cubeb_device_collection_destroy(d->ctx, &d->collections[slot]);
-  d->used[slot] = false;
+  struct held **p = &d->helds;
+  while (*p) {
+    struct held *h = *p;
+    if (h->refs) {
+      p = &h->next;
+      continue;
+    }
+    *p = h->next;
+    cubeb_device_collection_destroy(d->ctx, &h->collection);
+    free(h);
+  }
+}
+
+static void
+point_at(struct known *k, struct held *h, cubeb_devid devid)
+{
+  if (k->held)
+    k->held->refs--;
+  k->held = h;
+  k->devid = devid;
+  if (h)
+    h->refs++;
 }
 
 void
@@ -76,9 +106,12 @@ aipc_devices_destroy(struct aipc_devices *d)
 {
   if (!d)
     return;
-  for (unsigned i = 0; i < COLLECTIONS_KEPT; i++)
-    drop_collection(d, i);
-  free(d->tokens);
+  for (uint32_t i = 0; i < d->nknown; i++) {
+    point_at(&d->known[i], NULL, NULL);
+    free(d->known[i].id);
+  }
+  drop_unnamed(d);
+  free(d->known);
   free(d);
 }
 
@@ -98,7 +131,7 @@ aipc_device_is_monitor(const cubeb_device_info *info)
 }
 
 static bool
-listed(const struct aipc_devices *d, const cubeb_device_info *info)
+listed_for(const struct aipc_devices *d, const cubeb_device_info *info)
 {
   return d->allow_monitors || !aipc_device_is_monitor(info);
 }
@@ -138,71 +171,164 @@ wire_device(const cubeb_device_info *info, uint64_t token,
       .latency_hi = info->latency_hi};
 }
 
+/* What tells the device apart from the others of its direction. */
+static const char *
+identity(const cubeb_device_info *info)
+{
+  return info->device_id ? info->device_id : info->friendly_name;
+}
+
+/* The known device `info` is, unless this enumeration already gave its
+ * token to another device that looks the same. */
+static struct known *
+find_known(struct aipc_devices *d, const cubeb_device_info *info)
+{
+  const char *id = identity(info);
+  if (!id)
+    return NULL;
+  for (uint32_t i = 0; i < d->nknown; i++) {
+    struct known *k = &d->known[i];
+    if (k->seen != d->enumerations && k->type == (uint32_t)info->type &&
+        k->id && strcmp(k->id, id) == 0)
+      return k;
+  }
+  return NULL;
+}
+
+/* Forgets the device no enumeration has listed for longest (one this
+ * enumeration did not list). */
+static void
+forget_oldest(struct aipc_devices *d)
+{
+  struct known *oldest = NULL;
+  for (uint32_t i = 0; i < d->nknown; i++) {
+    struct known *k = &d->known[i];
+    if (k->seen < d->enumerations && (!oldest || k->seen < oldest->seen))
+      oldest = k;
+  }
+  if (!oldest)
+    return;
+  point_at(oldest, NULL, NULL);
+  free(oldest->id);
+  *oldest = d->known[--d->nknown];
+}
+
+/*
+ * Gives the `count` devices of `listed` their tokens, in `tokens`: the
+ * ones they had, or new ones. Marks every device it finds first, so
+ * that making room forgets none of this enumeration's; -ENOSPC if they
+ * alone are more than the limit.
+ */
+static int
+give_tokens(struct aipc_devices *d, struct held *h,
+            const cubeb_device_info **listed, size_t count, uint64_t *tokens)
+{
+  uint64_t now = ++d->enumerations;
+  size_t fresh = 0;
+  for (size_t i = 0; i < count; i++) {
+    struct known *k = find_known(d, listed[i]);
+    if (k)
+      k->seen = now;
+    else
+      fresh++;
+  }
+  if (count > d->max_tokens)
+    return -ENOSPC;
+  while (d->nknown + fresh > d->max_tokens)
+    forget_oldest(d);
+  /* Match again, with the marks off, now that nothing moves. */
+  for (uint32_t i = 0; i < d->nknown; i++)
+    if (d->known[i].seen == now)
+      d->known[i].seen = now - 1;
+  for (size_t i = 0; i < count; i++) {
+    const cubeb_device_info *info = listed[i];
+    struct known *k = find_known(d, info);
+    if (!k) {
+      const char *id = identity(info);
+      k = &d->known[d->nknown];
+      *k = (struct known){.token = ++d->next_token,
+                          .type = (uint32_t)info->type,
+                          .id = id ? strdup(id) : NULL};
+      if (id && !k->id)
+        return -ENOMEM;
+      d->nknown++;
+    }
+    k->seen = now;
+    point_at(k, h, info->devid);
+    tokens[i] = k->token;
+  }
+  return 0;
+}
+
 int
 aipc_devices_enumerate(struct aipc_devices *d, uint32_t type,
                        struct aipc_request *req)
 {
   if (type == 0)
     return -EINVAL;
-  unsigned slot = d->next;
-  drop_collection(d, slot);
-  cubeb_device_collection *coll = &d->collections[slot];
+  struct held *h = calloc(1, sizeof(*h));
+  if (!h)
+    return -ENOMEM;
+  h->next = d->helds;
+  d->helds = h;
+  cubeb_device_collection *coll = &h->collection;
   /* libcubeb walks it to log it even when the backend failed. */
-  *coll = (cubeb_device_collection){0};
   int r = aipc_errno_from_cubeb(
       cubeb_enumerate_devices(d->ctx, (cubeb_device_type)type, coll));
-  if (r < 0)
+  if (r < 0) {
+    /* Nothing to destroy in a collection the backend did not fill. */
+    d->helds = h->next;
+    free(h);
     return r;
-  d->used[slot] = true;
-  d->next = (slot + 1) % COLLECTIONS_KEPT;
+  }
 
   size_t count = 0;
   bool default_hidden = false;
-  for (size_t i = 0; i < coll->count; i++) {
-    if (listed(d, &coll->device[i]))
-      count++;
-    else if (coll->device[i].preferred != CUBEB_DEVICE_PREF_NONE)
-      default_hidden = true;
-  }
-  if (count > AIPC_DEVICES_MAX)
-    count = AIPC_DEVICES_MAX;
-  if (d->ntokens + count > d->max_tokens) {
-    drop_collection(d, slot);
-    return -ENOSPC;
-  }
-  struct aipc_device *devices = calloc(count ? count : 1, sizeof(*devices));
+  const cubeb_device_info **listed =
+      calloc(coll->count ? coll->count : 1, sizeof(*listed));
+  struct aipc_device *devices = calloc(coll->count ? coll->count : 1,
+                                       sizeof(*devices));
   char(*names)[4][AIPC_NAME_MAX + 1] =
-      calloc(count ? count : 1, sizeof(*names));
-  if (!devices || !names) {
-    free(devices);
-    free(names);
-    return -ENOMEM;
+      calloc(coll->count ? coll->count : 1, sizeof(*names));
+  uint64_t *tokens = calloc(coll->count ? coll->count : 1, sizeof(*tokens));
+  if (!listed || !devices || !names || !tokens) {
+    r = -ENOMEM;
+    goto out;
   }
-  size_t n = 0;
-  bool default_input_given = false;
-  for (size_t i = 0; i < coll->count && n < count; i++) {
+  for (size_t i = 0; i < coll->count; i++) {
     const cubeb_device_info *info = &coll->device[i];
-    if (!listed(d, info))
-      continue;
-    uint64_t token = ++d->next_token;
-    d->tokens[d->ntokens++] = (struct token){
-        .token = token, .devid = info->devid, .collection = slot};
-    devices[n] = wire_device(info, token, names[n]);
+    if (!listed_for(d, info)) {
+      if (info->preferred != CUBEB_DEVICE_PREF_NONE)
+        default_hidden = true;
+    } else if (count < AIPC_DEVICES_MAX) {
+      listed[count++] = info;
+    }
+  }
+  r = give_tokens(d, h, listed, count, tokens);
+  if (r < 0)
+    goto out;
+
+  bool default_input_given = false;
+  for (size_t i = 0; i < count; i++) {
+    devices[i] = wire_device(listed[i], tokens[i], names[i]);
     /* A hidden monitor was the default input: the first real input is
      * what a stream on "the default" gets (aipc_devices_default_input). */
     if (default_hidden && !default_input_given &&
-        (info->type & CUBEB_DEVICE_TYPE_INPUT)) {
-      devices[n].preferred = CUBEB_DEVICE_PREF_ALL;
+        (listed[i]->type & CUBEB_DEVICE_TYPE_INPUT)) {
+      devices[i].preferred = CUBEB_DEVICE_PREF_ALL;
       default_input_given = true;
     }
-    n++;
   }
   struct aipc_devices_reply reply = {
-      .devices = {.count = (uint32_t)n, .items = devices}};
+      .devices = {.count = (uint32_t)count, .items = devices}};
   aipc_request_reply(req, &reply, NULL, 0);
+out:
+  free(listed);
   free(devices);
   free(names);
-  return 0;
+  free(tokens);
+  drop_unnamed(d);
+  return r;
 }
 
 int
@@ -213,9 +339,9 @@ aipc_devices_resolve(const struct aipc_devices *d, uint64_t token,
     *out = NULL;
     return 0;
   }
-  for (uint32_t i = 0; i < d->ntokens; i++) {
-    if (d->tokens[i].token == token) {
-      *out = d->tokens[i].devid;
+  for (uint32_t i = 0; i < d->nknown; i++) {
+    if (d->known[i].token == token) {
+      *out = d->known[i].devid;
       return 0;
     }
   }

@@ -345,6 +345,18 @@ E2E_CLIENT(call_every_operation)
   CHECK_INT(cubeb_register_device_collection_changed(
                 ctx, CUBEB_DEVICE_TYPE_OUTPUT, NULL, NULL),
             ==, CUBEB_OK);
+  /* A device keeps its devid, as in libcubeb; the stream below opens on
+   * the older enumeration's. */
+  cubeb_device_collection both;
+  CHECK_INT(cubeb_enumerate_devices(
+                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, &both),
+            ==, CUBEB_OK);
+  CHECK(find_device(&both, "virtual-out") &&
+        find_device(&both, "virtual-out")->devid == out_dev->devid);
+  CHECK(find_device(&both, "virtual-in") &&
+        find_device(&both, "virtual-in")->devid == in_dev->devid);
+  CHECK(out_dev->devid != in_dev->devid);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &both), ==, CUBEB_OK);
 
   cubeb_stream *stm;
   CHECK_INT(cubeb_stream_init(ctx, &stm, "bogus", NULL, NULL,

@@ -196,3 +196,160 @@ TEST(pulse_enumeration_lists_the_null_sinks)
   test_wait_ok(e2e_spawn(&e, list_devices, 0));
   e2e_finish(&e);
 }
+
+/* --- Device ids ----------------------------------------------------------- */
+
+static atomic_int collection_changes;
+
+static void
+count_collection_change(cubeb *ctx, void *user)
+{
+  (void)ctx;
+  (void)user;
+  atomic_fetch_add(&collection_changes, 1);
+}
+
+/* Runs `pactl ARGS` and returns the first number it prints (a module's
+ * index), or 0. */
+static unsigned
+pactl(const char *args)
+{
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "pactl %s", args);
+  FILE *p = popen(cmd, "r");
+  CHECK(p != NULL);
+  unsigned n = 0;
+  if (fscanf(p, "%u", &n) != 1)
+    n = 0;
+  CHECK_INT(pclose(p), ==, 0);
+  return n;
+}
+
+/* Until the backend reports a collection change after `seen`. */
+static void
+wait_collection_change(int seen)
+{
+  double start = now_s();
+  while (atomic_load(&collection_changes) == seen) {
+    CHECK(now_s() - start < 10);
+    usleep(1000);
+  }
+}
+
+static const cubeb_device_info *
+device_named(const cubeb_device_collection *c, const char *id)
+{
+  for (size_t i = 0; i < c->count; i++)
+    if (c->device[i].device_id && !strcmp(c->device[i].device_id, id))
+      return &c->device[i];
+  return NULL;
+}
+
+static cubeb_devid
+enumerate_and_compare(cubeb *ctx, const cubeb_device_collection *older,
+                      cubeb_device_collection *now, const char *extra)
+{
+  CHECK_INT(cubeb_enumerate_devices(
+                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, now),
+            ==, CUBEB_OK);
+  int same = 0;
+  for (size_t i = 0; i < older->count; i++) {
+    const cubeb_device_info *o = &older->device[i];
+    for (size_t j = 0; j < now->count; j++) {
+      const cubeb_device_info *n = &now->device[j];
+      if (o->type == n->type && o->device_id && n->device_id &&
+          !strcmp(o->device_id, n->device_id)) {
+        CHECK(o->devid == n->devid);
+        same++;
+      } else {
+        /* Never another device's devid. */
+        CHECK(o->devid != n->devid);
+      }
+    }
+  }
+  CHECK(same >= 2);
+  const cubeb_device_info *x = extra ? device_named(now, extra) : NULL;
+  CHECK(!extra || x);
+  return x ? x->devid : NULL;
+}
+
+/* Two enumerations with a collection change in between give a device
+ * present in both the same devid, and a stream opens on the older one. */
+E2E_CLIENT(devids_outlive_collection_changes)
+{
+  (void)arg;
+  CHECK_INT(cubeb_register_device_collection_changed(
+                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
+                count_collection_change, NULL),
+            ==, CUBEB_OK);
+  /* Names of this run's own (a failed run leaves its sink behind). */
+  char a[64], b[64], load[128];
+  snprintf(a, sizeof(a), "aipc_devid_a_%d", (int)getpid());
+  snprintf(b, sizeof(b), "aipc_devid_b_%d", (int)getpid());
+  cubeb_device_collection first, second, third;
+  CHECK_INT(cubeb_enumerate_devices(
+                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, &first),
+            ==, CUBEB_OK);
+  CHECK(device_named(&first, a) == NULL);
+
+  int seen = atomic_load(&collection_changes);
+  snprintf(load, sizeof(load), "load-module module-null-sink sink_name=%s", a);
+  unsigned module = pactl(load);
+  CHECK(module > 0);
+  wait_collection_change(seen);
+  cubeb_devid added = enumerate_and_compare(ctx, &first, &second, a);
+
+  /* A stream on a devid of the older enumeration. */
+  const cubeb_device_info *sink = device_named(&first, "ci_sink");
+  CHECK(sink != NULL);
+  struct tone t = {.hz = 440};
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "old devid", NULL, NULL, sink->devid,
+                              &out, 1200, tone_cb, no_state, &t),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  double start = now_s();
+  while (atomic_load(&t.frames) < RATE / 10) {
+    CHECK(now_s() - start < 10);
+    usleep(1000);
+  }
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  cubeb_device *current = NULL;
+  CHECK_INT(cubeb_stream_get_current_device(stm, &current), ==, CUBEB_OK);
+  CHECK(current->output_name && !strcmp(current->output_name, "ci_sink"));
+  CHECK_INT(cubeb_stream_device_destroy(stm, current), ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+
+  /* The added sink goes and another comes: the newcomer never gets the
+   * devid of the one that went. */
+  seen = atomic_load(&collection_changes);
+  char unload[64];
+  snprintf(unload, sizeof(unload), "unload-module %u", module);
+  pactl(unload);
+  snprintf(load, sizeof(load), "load-module module-null-sink sink_name=%s", b);
+  module = pactl(load);
+  CHECK(module > 0);
+  wait_collection_change(seen);
+  cubeb_devid other = enumerate_and_compare(ctx, &second, &third, b);
+  CHECK(device_named(&third, a) == NULL);
+  CHECK(other != added);
+  snprintf(unload, sizeof(unload), "unload-module %u", module);
+  pactl(unload);
+
+  CHECK_INT(cubeb_register_device_collection_changed(
+                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, NULL,
+                NULL),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &first), ==, CUBEB_OK);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &second), ==, CUBEB_OK);
+  CHECK_INT(cubeb_device_collection_destroy(ctx, &third), ==, CUBEB_OK);
+}
+
+TEST(pulse_devids_outlive_collection_changes)
+{
+  struct e2e e;
+  start_pulse_server(&e);
+  test_wait_ok(e2e_spawn(&e, devids_outlive_collection_changes, 0));
+  e2e_finish(&e);
+}
