@@ -58,6 +58,21 @@ typedef struct {
  * CUBEB_STATE_ERROR once and every later call fails at once; calling the
  * library from inside one of its callbacks returns CUBEB_ERROR.
  *
+ * libcubeb's preconditions hold as in-process. Where libcubeb's backend
+ * (the server's: cubeb_get_backend_id) aborts an application that breaks
+ * its contract, this library aborts the application's process too, with
+ * one line on stderr naming the call and the breach, before anything
+ * reaches the server. On "pulse": cubeb_destroy with a device collection
+ * callback or its user pointer still registered; an output stream whose
+ * layout's channel count is not its channels; a data callback returning
+ * more frames than asked; cubeb_stream_start on a stream that is
+ * draining; and, from a data, DRAINED, ERROR or collection callback, any
+ * call that takes pulse's lock (start, stop, destroy, init, set_volume,
+ * set_name, enumerate, register, cubeb_destroy). On "alsa":
+ * cubeb_stream_destroy of a running stream, or from a callback, and
+ * cubeb_destroy from a callback. docs/design-notes.md lists them all,
+ * with libcubeb's asserts.
+ *
  * Each stream's callback thread asks for real-time priority (see
  * AUDIOIPC_RT_PRIORITY): itself first, and if that is refused, through
  * the server, which can promote it directly or through RTKit when the

@@ -79,8 +79,16 @@ serve(cubeb_stream *s)
   }
   aipc_wake_publish(&s->in_user, 0);
 
-  if (got > (long)frames)
+  if (got > (long)frames) {
+    /* pa_stream_write refuses it, and libcubeb asserts that it worked. */
+    if (s->context->rules == AIPC_RULES_PULSE && s->output_area)
+      aipc_client_breach(s->context, "data callback",
+                         "returned more frames than it was asked for");
     got = -1; /* a broken callback is an error, not an overrun */
+  } else if (got >= 0 && got < (long)frames && s->output_area &&
+             atomic_load(&s->running)) {
+    atomic_store(&s->draining, true); /* until DRAINED (contract.c) */
+  }
   atomic_store_explicit(&ctl->result, (int32_t)(got < 0 ? -1 : got),
                         memory_order_release);
   aipc_wake_publish(&ctl->response, seq);
@@ -98,7 +106,7 @@ thread_main(void *data)
   uint32_t seen = 0;
   bool loaded = false;
 
-  aipc_client_set_in_callback(true); /* for the thread's whole life */
+  aipc_client_set_callback(AIPC_CB_DATA); /* for the thread's whole life */
   /* Tells whoever started us who we are, so it can get us promoted. */
   aipc_wake_publish(&t->tid, (uint32_t)gettid());
   aipc_rt_enter();

@@ -16,11 +16,15 @@
 /* No call waits longer than this for a server that is alive but stuck. */
 #define AIPC_CALL_TIMEOUT_NS (10 * INT64_C(1000000000))
 
+/* Whose asserts the application would meet in-process (contract.c). */
+enum aipc_backend_rules { AIPC_RULES_OTHER, AIPC_RULES_PULSE, AIPC_RULES_ALSA };
+
 struct cubeb {
   const struct cubeb_ops *ops; /* first, as libcubeb expects */
   struct aipc_loop *loop;
   struct aipc_rpc_client *rpc;
   char *backend_id;
+  enum aipc_backend_rules rules; /* of backend_id */
   struct aipc_thread_hooks hooks;
   size_t pool_size; /* 0: a callback thread per stream */
 
@@ -61,14 +65,40 @@ struct cubeb_stream {
   bool cb_pooled;
   uint32_t last_request;     /* the thread's: the last request answered */
   atomic_bool running;       /* the user's data callback may run */
+  /* What libcubeb's backends assert on (contract.c): started and not yet
+   * stopped, drained or failed; answered short, not yet DRAINED. */
+  atomic_bool started;
+  atomic_bool draining;
   struct aipc_wake in_user;  /* 1 while the data callback runs */
   bool error_reported;       /* loop thread only */
   struct cubeb_stream *next; /* in context->streams */
 };
 
-/* True on a thread that is running one of the user's callbacks. */
+/* --- contract.c: libcubeb's preconditions on the caller's side --------- */
+
+/* Which of the user's callbacks the calling thread runs. A callback
+ * thread is in AIPC_CB_DATA for its whole life. */
+enum aipc_callback_kind {
+  AIPC_CB_NONE,
+  AIPC_CB_DATA,
+  AIPC_CB_STATE_EDGE, /* STARTED, STOPPED */
+  AIPC_CB_STATE_END,  /* DRAINED, ERROR */
+  AIPC_CB_COLLECTION,
+  AIPC_CB_DEVICE,
+};
 bool aipc_client_in_callback(void);
-void aipc_client_set_in_callback(bool inside);
+void aipc_client_set_callback(enum aipc_callback_kind kind);
+
+enum aipc_backend_rules aipc_backend_rules_of(const char *backend_id);
+
+/* Ends the process as libcubeb would: `call` broke its contract so. */
+_Noreturn void aipc_client_breach(const cubeb *ctx, const char *call,
+                                  const char *what);
+/* For a call the application makes: if it comes from one of our
+ * callbacks, returns true (the call must fail, not wait for our own
+ * thread), or ends the process where the backend would abort on it
+ * (`takes_lock`: the backend takes its context's lock for it). */
+bool aipc_client_reentry(const cubeb *ctx, const char *call, bool takes_lock);
 
 /* Calls the server; returns a negative errno (already logged if odd). */
 int aipc_client_call(cubeb *ctx, uint16_t opcode, const void *request,

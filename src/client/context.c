@@ -14,25 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static _Thread_local bool inside_callback;
-
-bool
-aipc_client_in_callback(void)
-{
-  return inside_callback;
-}
-
-void
-aipc_client_set_in_callback(bool inside)
-{
-  inside_callback = inside;
-}
-
 int
 aipc_client_call(cubeb *ctx, uint16_t opcode, const void *request, void *reply,
                  struct aipc_msg **reply_msg)
 {
-  if (inside_callback)
+  if (aipc_client_in_callback())
     return -EDEADLK; /* called from one of our own callbacks */
   return aipc_rpc_call(ctx->rpc, opcode, request, reply, reply_msg,
                        AIPC_CALL_TIMEOUT_NS);
@@ -115,6 +101,8 @@ static int
 enumerate_devices(cubeb *ctx, cubeb_device_type type,
                   cubeb_device_collection *collection)
 {
+  if (aipc_client_reentry(ctx, "cubeb_enumerate_devices", true))
+    return CUBEB_ERROR;
   struct aipc_enumerate_devices q = {.type = type};
   struct aipc_devices_reply reply;
   struct aipc_msg *msg;
@@ -164,6 +152,9 @@ register_device_collection_changed(
     cubeb *ctx, cubeb_device_type type,
     cubeb_device_collection_changed_callback callback, void *user_ptr)
 {
+  if (aipc_client_reentry(ctx, "cubeb_register_device_collection_changed",
+                          true))
+    return CUBEB_ERROR;
   struct aipc_register_collection_changed q = {.type = type,
                                                .enable = callback != NULL};
   struct aipc_empty reply;
@@ -222,13 +213,13 @@ on_event(void *data, struct aipc_msg *msg)
                                                         ctx->collection_cb[1]};
       void *user[2] = {ctx->collection_user[0], ctx->collection_user[1]};
       pthread_mutex_unlock(&ctx->lock);
-      aipc_client_set_in_callback(true);
+      aipc_client_set_callback(AIPC_CB_COLLECTION);
       for (int i = 0; i < 2; i++) {
         /* One call per registration, even if both share a callback. */
         if (cb[i] && (i == 0 || cb[1] != cb[0] || user[1] != user[0]))
           cb[i](ctx, user[i]);
       }
-      aipc_client_set_in_callback(false);
+      aipc_client_set_callback(AIPC_CB_NONE);
     }
   } else {
     aipc_client_stream_event(ctx, msg);
@@ -250,6 +241,24 @@ on_closed(void *data, int error)
 static void
 destroy(cubeb *ctx)
 {
+  /* ALSA joins its own thread from its data callback and asserts that
+   * this worked. */
+  if (ctx->rules == AIPC_RULES_ALSA && aipc_client_in_callback())
+    aipc_client_breach(ctx, "cubeb_destroy", "called from a data callback");
+  if (aipc_client_reentry(ctx, "cubeb_destroy", true)) {
+    aipc_error("cubeb_destroy called from a callback; the context is leaked");
+    return;
+  }
+  if (ctx->rules == AIPC_RULES_PULSE) {
+    for (int i = 0; i < 2; i++)
+      if (ctx->collection_cb[i] || ctx->collection_user[i])
+        aipc_client_breach(
+            ctx, "cubeb_destroy",
+            i == 0 ? "the input device collection callback (or its user "
+                     "pointer) is still registered"
+                   : "the output device collection callback (or its user "
+                     "pointer) is still registered");
+  }
   while (ctx->streams)
     aipc_client_stream_destroy(ctx->streams);
   aipc_callbacks_shutdown(ctx);
@@ -273,7 +282,7 @@ audioipc_client_init(cubeb **context, const char *context_name,
       close(fd);
     return CUBEB_ERROR_INVALID_PARAMETER;
   }
-  if (inside_callback) {
+  if (aipc_client_in_callback()) {
     close(fd);
     return CUBEB_ERROR;
   }
@@ -315,6 +324,7 @@ audioipc_client_init(cubeb **context, const char *context_name,
   aipc_msg_free(msg);
   if (!ctx->backend_id)
     goto fail;
+  ctx->rules = aipc_backend_rules_of(ctx->backend_id);
   *context = ctx;
   return CUBEB_OK;
 

@@ -86,10 +86,17 @@ aipc_client_stream_init(cubeb *ctx, cubeb_stream **stream, char const *name,
                         unsigned latency, cubeb_data_callback data_cb,
                         cubeb_state_callback state_cb, void *user_ptr)
 {
-  if (aipc_client_in_callback())
+  if (aipc_client_reentry(ctx, "cubeb_stream_init", true))
     return CUBEB_ERROR;
   if (!input && !output)
     return CUBEB_ERROR_INVALID_PARAMETER;
+  /* Pulse asserts on it for the output only (the input gets an error). */
+  if (ctx->rules == AIPC_RULES_PULSE && output &&
+      output->layout != CUBEB_LAYOUT_UNDEFINED &&
+      (unsigned)__builtin_popcount(output->layout) != output->channels)
+    aipc_client_breach(ctx, "cubeb_stream_init",
+                       "the output's layout has another channel count than "
+                       "its channels");
 
   struct aipc_stream_init q = {
       .name = name,
@@ -164,9 +171,17 @@ aipc_client_stream_destroy(cubeb_stream *s)
   cubeb *ctx = s->context;
   struct aipc_stream_ref q = {.stream = s->id};
   struct aipc_empty reply;
+  if (ctx->rules == AIPC_RULES_ALSA && aipc_client_in_callback())
+    aipc_client_breach(ctx, "cubeb_stream_destroy",
+                       "called from a callback (ALSA: of a stream in its "
+                       "callback)");
+  if (ctx->rules == AIPC_RULES_ALSA && atomic_load(&s->started) &&
+      !atomic_load(&s->draining))
+    aipc_client_breach(ctx, "cubeb_stream_destroy",
+                       "the stream is running (stop it first)");
   /* From a callback this would deadlock on our own thread; libcubeb gives
    * destroy no way to fail, so the stream leaks rather than hangs. */
-  if (aipc_client_in_callback()) {
+  if (aipc_client_reentry(ctx, "cubeb_stream_destroy", true)) {
     aipc_error("cubeb_stream_destroy called from a callback; ignored");
     return;
   }
@@ -191,12 +206,21 @@ int
 aipc_client_stream_start(cubeb_stream *s)
 {
   struct aipc_empty reply;
-  if (aipc_client_in_callback())
+  if (aipc_client_reentry(s->context, "cubeb_stream_start", true))
     return CUBEB_ERROR;
+  /* Pulse arms a drain timer at a short answer, and its start calls the
+   * data callback at once: unless that answers in full, it meets the
+   * timer, assert(!stm->drain_timer). */
+  if (s->context->rules == AIPC_RULES_PULSE && atomic_load(&s->draining))
+    aipc_client_breach(s->context, "cubeb_stream_start",
+                       "the stream is draining (its data callback answered "
+                       "short and DRAINED has not come)");
   atomic_store(&s->running, true);
   int r = stream_call(s, AIPC_OP_STREAM_START, &reply);
   if (r != CUBEB_OK)
     atomic_store(&s->running, false);
+  else
+    atomic_store(&s->started, true);
   return r;
 }
 
@@ -204,9 +228,10 @@ int
 aipc_client_stream_stop(cubeb_stream *s)
 {
   struct aipc_empty reply;
-  if (aipc_client_in_callback())
+  if (aipc_client_reentry(s->context, "cubeb_stream_stop", true))
     return CUBEB_ERROR;
   int r = stream_call(s, AIPC_OP_STREAM_STOP, &reply);
+  atomic_store(&s->started, false);
   /* Whatever the server said: no data callback runs after we return. */
   atomic_store(&s->running, false);
   while (aipc_wake_load(&s->in_user) != 0)
@@ -247,6 +272,8 @@ aipc_client_stream_get_input_latency(cubeb_stream *s, uint32_t *latency)
 int
 aipc_client_stream_set_volume(cubeb_stream *s, float volume)
 {
+  if (aipc_client_reentry(s->context, "cubeb_stream_set_volume", true))
+    return CUBEB_ERROR;
   struct aipc_stream_volume q = {.stream = s->id, .volume = volume};
   struct aipc_empty reply;
   return aipc_errno_to_cubeb(aipc_client_call(
@@ -256,6 +283,8 @@ aipc_client_stream_set_volume(cubeb_stream *s, float volume)
 int
 aipc_client_stream_set_name(cubeb_stream *s, char const *name)
 {
+  if (aipc_client_reentry(s->context, "cubeb_stream_set_name", true))
+    return CUBEB_ERROR;
   struct aipc_stream_name q = {.stream = s->id, .name = name};
   struct aipc_empty reply;
   return aipc_errno_to_cubeb(
@@ -333,9 +362,14 @@ report_state(cubeb_stream *s, cubeb_state state)
       return;
     s->error_reported = true;
   }
-  aipc_client_set_in_callback(true);
+  bool end = state == CUBEB_STATE_DRAINED || state == CUBEB_STATE_ERROR;
+  if (end || state == CUBEB_STATE_STOPPED) {
+    atomic_store(&s->started, false);
+    atomic_store(&s->draining, false);
+  }
+  aipc_client_set_callback(end ? AIPC_CB_STATE_END : AIPC_CB_STATE_EDGE);
   s->state_cb(s, s->user_ptr, state);
-  aipc_client_set_in_callback(false);
+  aipc_client_set_callback(AIPC_CB_NONE);
 }
 
 void
@@ -357,9 +391,9 @@ aipc_client_stream_event(cubeb *ctx, const struct aipc_msg *msg)
     cubeb_device_changed_callback cb = s ? s->device_changed_cb : NULL;
     pthread_mutex_unlock(&ctx->lock);
     if (cb) {
-      aipc_client_set_in_callback(true);
+      aipc_client_set_callback(AIPC_CB_DEVICE);
       cb(s->user_ptr);
-      aipc_client_set_in_callback(false);
+      aipc_client_set_callback(AIPC_CB_NONE);
     }
   }
 }

@@ -353,3 +353,67 @@ TEST(pulse_devids_outlive_collection_changes)
   test_wait_ok(e2e_spawn(&e, devids_outlive_collection_changes, 0));
   e2e_finish(&e);
 }
+
+/* --- Restart after a drain ------------------------------------------------ */
+
+struct drainer {
+  atomic_int calls;
+  atomic_int drained;
+};
+
+static long
+short_once_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  (void)in;
+  struct drainer *d = user;
+  memset(out, 0, (size_t)n * 2 * sizeof(float));
+  return atomic_fetch_add(&d->calls, 1) == 0 ? n / 2 : n;
+}
+
+static void
+count_drained(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  struct drainer *d = user;
+  CHECK(state != CUBEB_STATE_ERROR);
+  if (state == CUBEB_STATE_DRAINED)
+    atomic_fetch_add(&d->drained, 1);
+}
+
+/* As in libcubeb on pulse: a stream that drained plays again when it is
+ * started again. */
+E2E_CLIENT(restart_after_drain)
+{
+  (void)arg;
+  struct drainer d = {0};
+  cubeb_stream_params out = E2E_STEREO_OUT;
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "restart", NULL, NULL, NULL, &out,
+                              4800, short_once_cb, count_drained, &d),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  double start = now_s();
+  while (atomic_load(&d.drained) == 0) {
+    CHECK(now_s() - start < 10);
+    usleep(1000);
+  }
+  int before = atomic_load(&d.calls);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  start = now_s();
+  while (atomic_load(&d.calls) < before + 5) {
+    CHECK(now_s() - start < 10);
+    usleep(1000);
+  }
+  CHECK_INT(atomic_load(&d.drained), ==, 1);
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+}
+
+TEST(pulse_a_drained_stream_plays_again_when_started)
+{
+  struct e2e e;
+  start_pulse_server(&e);
+  test_wait_ok(e2e_spawn(&e, restart_after_drain, 0));
+  e2e_finish(&e);
+}
