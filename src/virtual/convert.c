@@ -55,16 +55,17 @@ aipc_convert_sample_bytes(cubeb_sample_format format)
   return is_s16(format) ? sizeof(int16_t) : sizeof(float);
 }
 
-/* The mix from `from` channels to `to`, the stream's side with its
- * layout, the device's with its own. */
+/* The stream's side has its layout. The device's output has its own;
+ * its input, a generator or a file, has none (see convert.h). */
 static void
 mixer_for(struct aipc_mixer *m, const struct aipc_convert_params *p)
 {
-  cubeb_channel_layout device = aipc_convert_device_layout(p->device_channels);
   if (p->direction == AIPC_CONVERT_OUTPUT)
-    aipc_mixer_init(m, p->channels, p->layout, p->device_channels, device);
+    aipc_mixer_init(m, p->channels, p->layout, p->device_channels,
+                    aipc_convert_device_layout(p->device_channels));
   else
-    aipc_mixer_init(m, p->device_channels, device, p->channels, p->layout);
+    aipc_mixer_init(m, p->device_channels, CUBEB_LAYOUT_UNDEFINED, p->channels,
+                    p->layout);
 }
 
 bool
@@ -89,9 +90,8 @@ int
 aipc_convert_new(struct aipc_convert **out, const struct aipc_convert_params *p)
 {
   if (p->channels < 1 || p->channels > AIPC_MIXER_MAX_CHANNELS ||
-      p->device_channels < 1 ||
-      p->device_channels > AIPC_MIXER_MAX_CHANNELS || p->period < 1 ||
-      p->rate < 1 || p->device_rate < 1)
+      p->device_channels < 1 || p->device_channels > AIPC_MIXER_MAX_CHANNELS ||
+      p->period < 1 || p->rate < 1 || p->device_rate < 1)
     return -EINVAL;
   struct aipc_convert *c = calloc(1, sizeof(*c));
   if (!c)
@@ -107,16 +107,15 @@ aipc_convert_new(struct aipc_convert **out, const struct aipc_convert_params *p)
   if (p->rate != p->device_rate) {
     uint32_t from = output ? p->rate : p->device_rate;
     uint32_t to = output ? p->device_rate : p->rate;
-    r = aipc_resampler_new(&c->resampler, dc, from, to,
-                           AIPC_RESAMPLER_QUALITY);
+    r = aipc_resampler_new(&c->resampler, dc, from, to, AIPC_RESAMPLER_QUALITY);
     if (r < 0)
       goto fail;
     /* What a period leaves over (less than one input frame's worth),
      * one push, and the resampler's tail when the stream drains. */
     uint32_t step = frames_at(1, to, from);
     uint32_t tail = frames_at(aipc_resampler_latency(c->resampler), to, from);
-    c->queue_cap = output ? p->period + 2 * step + tail + 4
-                          : 2 * c->max_frames + step + 4;
+    c->queue_cap =
+        output ? p->period + 2 * step + tail + 4 : 2 * c->max_frames + step + 4;
   }
   c->stage = calloc(stage_frames * dc, sizeof(float));
   c->queue = calloc((size_t)c->queue_cap * dc, sizeof(float));

@@ -10,7 +10,9 @@
  * period the device takes `period` frames of the queue into its mix.
  * Input: each period the device's `period` frames (float, the device's
  * input channels) are resampled to the stream's rate and queued; the
- * stream's callback takes them, mixed to its channels and format.
+ * stream's callback takes them, mixed to its channels and format. The
+ * input (a generator or a file) has no layout, so libcubeb's rules for
+ * an undefined one apply: channel i to channel i, mono to the first two.
  *
  * Only _new and _destroy allocate; the rest runs on the clock thread.
  */

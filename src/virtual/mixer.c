@@ -191,8 +191,9 @@ aipc_mixer_init(struct aipc_mixer *m, uint32_t in_channels,
     for (uint32_t j = 0; j < 32; j++) {
       if (!(in & BIT(j)))
         continue;
-      double coef = i < NAMED && j < NAMED ? named[i][j]
-                                           : (double)(i == j && (in & out & BIT(i)));
+      double coef = i < NAMED && j < NAMED
+                        ? named[i][j]
+                        : (double)(i == j && (in & out & BIT(i)));
       if (coef != 0.0)
         add_term(m, o, s, (float)coef);
       s++;

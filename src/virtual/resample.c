@@ -106,8 +106,7 @@ aipc_resampler_latency(const struct aipc_resampler *r)
 }
 
 uint64_t
-aipc_resampler_input_played(const struct aipc_resampler *r,
-                            uint64_t out_frames)
+aipc_resampler_input_played(const struct aipc_resampler *r, uint64_t out_frames)
 {
   uint64_t passed =
       out_frames / r->den * r->num + out_frames % r->den * r->num / r->den;

@@ -124,8 +124,8 @@ struct cubeb_stream {
 
   /* Clock thread only. */
   uint64_t in_frames;
-  uint32_t asked;    /* frames asked of the callback this period */
-  bool draining;     /* a converted stream's tail plays out: no callbacks */
+  uint32_t asked; /* frames asked of the callback this period */
+  bool draining;  /* a converted stream's tail plays out: no callbacks */
 };
 
 static struct {
@@ -1143,8 +1143,8 @@ virtual_stream_get_input_latency(cubeb_stream *stm, uint32_t *latency)
     return CUBEB_ERROR_INVALID_PARAMETER;
   if (!stm->in_channels)
     return CUBEB_ERROR;
-  *latency = stm->in_conv ? aipc_convert_latency(stm->in_conv)
-                          : stm->dev->opts.period;
+  *latency =
+      stm->in_conv ? aipc_convert_latency(stm->in_conv) : stm->dev->opts.period;
   return CUBEB_OK;
 }
 
