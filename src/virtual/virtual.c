@@ -2,6 +2,7 @@
 #include "virtual.h"
 
 #include "clock.h"
+#include "convert.h"
 #include "cubeb-ops.h"
 #include "log.h"
 #include "options.h"
@@ -18,9 +19,12 @@
 #include <string.h>
 #include <time.h>
 
-/* Streams may have more channels than the device (the extra ones are
- * dropped), but not without bound: their buffers are period-sized. */
+/* Streams may have more channels than the device (they are mixed down),
+ * but not without bound: their buffers are period-sized. */
 #define STREAM_MAX_CHANNELS 32
+/* libcubeb's bounds (its validate_stream_params). */
+#define STREAM_MIN_RATE 1000
+#define STREAM_MAX_RATE 192000
 #define INPUT_FILE_MAX_CHANNELS 32
 
 /* The realtime clock sleeps at most this long at once, so that closing
@@ -98,8 +102,12 @@ struct cubeb_stream {
   cubeb_sample_format format;
   uint32_t in_channels;  /* 0: no input */
   uint32_t out_channels; /* 0: no output */
+  size_t in_frame_bytes, out_frame_bytes;
   void *in_buf;
   void *out_buf;
+  /* NULL where the stream has the device's format (convert.h). */
+  struct aipc_convert *in_conv, *out_conv;
+  uint32_t max_frames; /* the most a callback is asked for */
 
   /* dev->lock */
   struct cubeb_stream *next;
@@ -116,6 +124,8 @@ struct cubeb_stream {
 
   /* Clock thread only. */
   uint64_t in_frames;
+  uint32_t asked; /* frames asked of the callback this period */
+  bool draining;  /* a converted stream's tail plays out: no callbacks */
 };
 
 static struct {
@@ -171,27 +181,6 @@ aipc_virtual_timing(uint64_t *periods, uint64_t *late_wakes)
  * callback to end. */
 static _Thread_local struct device *clock_device;
 
-static size_t
-sample_bytes(cubeb_sample_format format)
-{
-  return format == CUBEB_SAMPLE_S16NE ? sizeof(int16_t) : sizeof(float);
-}
-
-/* The inverse of load_sample's scaling, so s16 passes a float mix
- * unchanged. */
-static int16_t
-to_s16(float v)
-{
-  float scaled = v * 32768.0f;
-  if (isnan(scaled))
-    return 0;
-  if (scaled <= -32768.0f)
-    return INT16_MIN;
-  if (scaled >= 32767.0f)
-    return INT16_MAX;
-  return (int16_t)lrintf(scaled);
-}
-
 static float
 load_sample(cubeb_sample_format format, const void *buf, size_t i)
 {
@@ -204,7 +193,7 @@ static void
 store_sample(cubeb_sample_format format, void *buf, size_t i, float v)
 {
   if (format == CUBEB_SAMPLE_S16NE)
-    ((int16_t *)buf)[i] = to_s16(v);
+    ((int16_t *)buf)[i] = aipc_sample_to_s16(v);
   else
     ((float *)buf)[i] = v;
 }
@@ -235,8 +224,7 @@ fill_input(struct device *dev, struct cubeb_stream *stm, bool muted)
   uint64_t k = stm->in_frames;
   stm->in_frames += o->period;
   if (muted || o->source == AIPC_VIRTUAL_SOURCE_SILENCE) {
-    memset(stm->in_buf, 0,
-           (size_t)o->period * channels * sample_bytes(stm->format));
+    memset(stm->in_buf, 0, (size_t)o->period * stm->in_frame_bytes);
     return;
   }
   const struct aipc_wav_data *file = &dev->input;
@@ -258,8 +246,70 @@ fill_input(struct device *dev, struct cubeb_stream *stm, bool muted)
   }
 }
 
-/* Clock thread. Mono streams go to every device channel; otherwise
- * stream channel i goes to device channel i and the rest are dropped. */
+/* The device's input channels: the file's, or the output's. */
+static uint32_t
+input_channels(const struct device *dev)
+{
+  return dev->opts.source == AIPC_VIRTUAL_SOURCE_FILE ? dev->input.channels
+                                                      : dev->opts.channels;
+}
+
+/* Clock thread. A period of the device's own input, in its channels, for
+ * a converted stream. */
+static void
+generate_input(struct device *dev, struct cubeb_stream *stm, bool muted)
+{
+  const struct aipc_virtual_options *o = &dev->opts;
+  float *area = aipc_convert_in_area(stm->in_conv);
+  uint32_t channels = input_channels(dev);
+  uint64_t k = stm->in_frames;
+  stm->in_frames += o->period;
+  if (muted || o->source == AIPC_VIRTUAL_SOURCE_SILENCE) {
+    memset(area, 0, (size_t)o->period * channels * sizeof(float));
+    return;
+  }
+  const struct aipc_wav_data *file = &dev->input;
+  for (uint32_t f = 0; f < o->period; f++, k++) {
+    float *to = area + (size_t)f * channels;
+    if (o->source == AIPC_VIRTUAL_SOURCE_FILE) {
+      memcpy(to, file->samples + (k % file->frames) * channels,
+             channels * sizeof(float));
+      continue;
+    }
+    float sine = sine_sample(o->sine_hz, o->rate, k);
+    for (uint32_t c = 0; c < channels; c++)
+      to[c] = sine;
+  }
+}
+
+/* Clock thread, without dev->lock. Readies the stream's input for this
+ * period and returns how many frames its callback is asked for: a period,
+ * or what the conversions make of one (maybe 0). */
+static uint32_t
+stream_prepare(struct device *dev, struct cubeb_stream *stm, bool muted)
+{
+  uint32_t frames = dev->opts.period;
+  if (stm->out_conv)
+    frames = aipc_convert_out_wanted(stm->out_conv);
+  if (stm->in_conv) {
+    generate_input(dev, stm, muted);
+    aipc_convert_in_capture(stm->in_conv);
+    /* Duplex streams have one rate: what the output asks for has come
+     * in (convert.h). */
+    if (!stm->out_channels)
+      frames = aipc_convert_in_available(stm->in_conv);
+    if (frames > stm->max_frames)
+      frames = stm->max_frames;
+    aipc_convert_in_pull(stm->in_conv, stm->in_buf, frames);
+  } else if (stm->in_channels) {
+    fill_input(dev, stm, muted);
+  }
+  stm->asked = frames;
+  return frames;
+}
+
+/* Clock thread, without dev->lock. For the streams that need no
+ * conversion (their channels are the device's). */
 static void
 mix_stream(struct device *dev, const struct cubeb_stream *stm, uint32_t frames,
            float volume)
@@ -286,7 +336,7 @@ write_mix(struct device *dev, uint32_t frames)
   if (!dev->opts.is_float) {
     size_t count = (size_t)frames * dev->opts.channels;
     for (size_t i = 0; i < count; i++)
-      dev->mix16[i] = to_s16(dev->mix[i]);
+      dev->mix16[i] = aipc_sample_to_s16(dev->mix[i]);
     samples = dev->mix16;
   }
   int r = aipc_wav_writer_append(dev->wav, samples, frames);
@@ -319,6 +369,8 @@ unlink_stream(struct device *dev, struct cubeb_stream *stm)
 static void
 stream_free(struct cubeb_stream *stm)
 {
+  aipc_convert_destroy(stm->in_conv);
+  aipc_convert_destroy(stm->out_conv);
   free(stm->in_buf);
   free(stm->out_buf);
   free(stm->name);
@@ -366,15 +418,15 @@ run_period(struct device *dev, int64_t due, bool overslept)
   /* Fan-out: ask every split-phase stream before waiting for any. A
    * pending stream cannot be unlinked (destroy waits for it). */
   for (struct cubeb_stream *stm = dev->streams; stm; stm = stm->next) {
-    if (stm->state != STREAM_STARTED || !stm->split)
+    if (stm->state != STREAM_STARTED || !stm->split || stm->draining)
       continue;
     stm->pending = true;
     bool muted = stm->input_muted;
     pthread_mutex_unlock(&dev->lock);
-    if (stm->in_channels)
-      fill_input(dev, stm, muted);
-    stm->split->begin(stm->split_user, stm->in_channels ? stm->in_buf : NULL,
-                      (long)period);
+    uint32_t asked = stream_prepare(dev, stm, muted);
+    if (asked > 0)
+      stm->split->begin(stm->split_user, stm->in_channels ? stm->in_buf : NULL,
+                        (long)asked);
     pthread_mutex_lock(&dev->lock);
   }
 
@@ -392,30 +444,54 @@ run_period(struct device *dev, int64_t due, bool overslept)
     bool muted = stm->input_muted;
     pthread_mutex_unlock(&dev->lock);
 
-    if (!split && stm->in_channels)
-      fill_input(dev, stm, muted);
-    if (stm->out_channels)
-      memset(stm->out_buf, 0,
-             (size_t)period * stm->out_channels * sample_bytes(stm->format));
-    long n = split ? stm->split->end(stm->split_user,
-                                     stm->out_channels ? stm->out_buf : NULL,
-                                     (long)period, deadline)
-                   : stm->data_cb(stm, stm->user_ptr, stm->in_buf, stm->out_buf,
-                                  (long)period);
-    bool valid = n >= 0 && n <= (long)period;
-    if (valid && n > 0 && stm->out_channels) {
-      mix_stream(dev, stm, (uint32_t)n, volume);
-      mixed = true;
+    /* A draining stream only plays out what it has. */
+    bool draining = stm->draining;
+    uint32_t asked = 0;
+    if (!draining)
+      asked = split ? stm->asked : stream_prepare(dev, stm, muted);
+    if (asked > 0 && stm->out_channels)
+      memset(stm->out_buf, 0, (size_t)asked * stm->out_frame_bytes);
+    long n = 0;
+    if (asked > 0)
+      n = split ? stm->split->end(stm->split_user,
+                                  stm->out_channels ? stm->out_buf : NULL,
+                                  (long)asked, deadline)
+                : stm->data_cb(stm, stm->user_ptr, stm->in_buf, stm->out_buf,
+                               (long)asked);
+    bool valid = n >= 0 && n <= (long)asked;
+    uint32_t played = 0;
+    if (valid && stm->out_conv) {
+      if (!draining)
+        aipc_convert_out_push(stm->out_conv, stm->out_buf, (uint32_t)n,
+                              n < (long)asked);
+      played = aipc_convert_out_mix(stm->out_conv, dev->mix, volume);
+      mixed |= played > 0;
+    } else if (valid) {
+      /* Input-only streams count too, as they always have. */
+      played = (uint32_t)n;
+      if (n > 0 && stm->out_channels) {
+        mix_stream(dev, stm, (uint32_t)n, volume);
+        mixed = true;
+      }
     }
 
     pthread_mutex_lock(&dev->lock);
+    bool ended = !valid || n < (long)asked;
     if (valid) {
-      stm->position += (uint64_t)n;
-      if ((uint32_t)n > frames)
-        frames = (uint32_t)n;
+      if (stm->out_conv) {
+        /* Converted output drains once its queue has played out. */
+        stm->position = aipc_convert_out_played(stm->out_conv);
+        stm->draining = draining || n < (long)asked;
+        ended = stm->draining && aipc_convert_out_empty(stm->out_conv);
+      } else {
+        stm->position += (uint64_t)n;
+      }
+      if (played > frames)
+        frames = played;
     }
     /* A stream stopped meanwhile has been told so already. */
-    if (stm->state == STREAM_STARTED && (!valid || n < (long)period)) {
+    if (stm->state == STREAM_STARTED && ended) {
+      stm->draining = false;
       stm->state = valid ? STREAM_DRAINED : STREAM_ERROR;
       dev->active--;
       dev->busy_in_data = false;
@@ -858,16 +934,53 @@ virtual_destroy(cubeb *ctx)
 static int
 check_params(const struct device *dev, const cubeb_stream_params *params)
 {
-  if (params->format != CUBEB_SAMPLE_FLOAT32NE &&
-      params->format != CUBEB_SAMPLE_S16NE)
+  if (params->format != CUBEB_SAMPLE_S16LE &&
+      params->format != CUBEB_SAMPLE_S16BE &&
+      params->format != CUBEB_SAMPLE_FLOAT32LE &&
+      params->format != CUBEB_SAMPLE_FLOAT32BE)
     return CUBEB_ERROR_INVALID_FORMAT;
-  if (params->rate != dev->opts.rate)
+  if (params->rate < STREAM_MIN_RATE || params->rate > STREAM_MAX_RATE)
     return CUBEB_ERROR_INVALID_FORMAT;
   if (params->channels < 1 || params->channels > STREAM_MAX_CHANNELS)
     return CUBEB_ERROR_INVALID_FORMAT;
   if (params->prefs & CUBEB_STREAM_PREF_LOOPBACK)
     return CUBEB_ERROR_NOT_SUPPORTED;
   return CUBEB_OK;
+}
+
+/* Sets up one direction of a new stream: its conversion (*conv, unless
+ * it has the device's format) and its callback buffer (*buf), for the
+ * most frames a callback is asked for. Returns 0 or a negative errno. */
+static int
+stream_convert(struct device *dev, struct cubeb_stream *stm,
+               const cubeb_stream_params *params, struct aipc_convert **conv,
+               void **buf)
+{
+  if (!params)
+    return 0;
+  bool output = buf == &stm->out_buf;
+  struct aipc_convert_params p = {
+      .direction = output ? AIPC_CONVERT_OUTPUT : AIPC_CONVERT_INPUT,
+      .format = params->format,
+      .rate = params->rate,
+      .channels = params->channels,
+      .layout = params->layout,
+      .device_rate = dev->opts.rate,
+      .device_channels = output ? dev->opts.channels : input_channels(dev),
+      .period = dev->opts.period,
+  };
+  if (aipc_convert_needed(&p)) {
+    int r = aipc_convert_new(conv, &p);
+    if (r < 0)
+      return r;
+    /* Both directions have the stream's rate: the same most. */
+    stm->max_frames = aipc_convert_max_frames(*conv);
+  }
+  size_t frame_bytes = aipc_convert_sample_bytes(p.format) * p.channels;
+  *(output ? &stm->out_frame_bytes : &stm->in_frame_bytes) = frame_bytes;
+  *(output ? &stm->out_channels : &stm->in_channels) = p.channels;
+  *buf = calloc(stm->max_frames, frame_bytes);
+  return *buf ? 0 : -ENOMEM;
 }
 
 static int
@@ -892,7 +1005,8 @@ virtual_stream_init(cubeb *ctx, cubeb_stream **stream, const char *stream_name,
   if (output_params && (r = check_params(dev, output_params)) != CUBEB_OK)
     return r;
   if (input_params && output_params &&
-      input_params->format != output_params->format)
+      (input_params->format != output_params->format ||
+       input_params->rate != output_params->rate))
     return CUBEB_ERROR_INVALID_FORMAT;
   if (dev->opts.init_delay_ms) {
     struct timespec delay = {.tv_sec = dev->opts.init_delay_ms / 1000,
@@ -912,21 +1026,15 @@ virtual_stream_init(cubeb *ctx, cubeb_stream **stream, const char *stream_name,
   stm->format = (input_params ? input_params : output_params)->format;
   stm->volume = 1.0f;
   stm->state = STREAM_STOPPED;
-  size_t bytes = (size_t)dev->opts.period * sample_bytes(stm->format);
-  if (input_params) {
-    stm->in_channels = input_params->channels;
-    stm->in_buf = calloc(stm->in_channels, bytes);
-  }
-  if (output_params) {
-    stm->out_channels = output_params->channels;
-    stm->out_buf = calloc(stm->out_channels, bytes);
-  }
-  if (stream_name)
-    stm->name = strdup(stream_name);
-  if ((input_params && !stm->in_buf) || (output_params && !stm->out_buf) ||
-      (stream_name && !stm->name)) {
+  stm->max_frames = dev->opts.period;
+  r = stream_convert(dev, stm, input_params, &stm->in_conv, &stm->in_buf);
+  if (r == 0)
+    r = stream_convert(dev, stm, output_params, &stm->out_conv, &stm->out_buf);
+  if (r == 0 && stream_name && !(stm->name = strdup(stream_name)))
+    r = -ENOMEM;
+  if (r < 0) {
     stream_free(stm);
-    return CUBEB_ERROR;
+    return r == -ENOMEM ? CUBEB_ERROR : CUBEB_ERROR_INVALID_FORMAT;
   }
 
   pthread_mutex_lock(&dev->lock);
@@ -1023,7 +1131,8 @@ virtual_stream_get_latency(cubeb_stream *stm, uint32_t *latency)
 {
   if (!latency)
     return CUBEB_ERROR_INVALID_PARAMETER;
-  *latency = stm->dev->opts.period;
+  *latency = stm->out_conv ? aipc_convert_latency(stm->out_conv)
+                           : stm->dev->opts.period;
   return CUBEB_OK;
 }
 
@@ -1034,7 +1143,8 @@ virtual_stream_get_input_latency(cubeb_stream *stm, uint32_t *latency)
     return CUBEB_ERROR_INVALID_PARAMETER;
   if (!stm->in_channels)
     return CUBEB_ERROR;
-  *latency = stm->dev->opts.period;
+  *latency =
+      stm->in_conv ? aipc_convert_latency(stm->in_conv) : stm->dev->opts.period;
   return CUBEB_OK;
 }
 
@@ -1317,7 +1427,7 @@ aipc_virtual_stream_set_split(cubeb_stream *stm,
                               void *user, uint32_t max_frames)
 {
   struct device *dev = stm->dev;
-  if (dev->opts.period > max_frames)
+  if (stm->max_frames > max_frames)
     return false;
   pthread_mutex_lock(&dev->lock);
   stm->split = split;

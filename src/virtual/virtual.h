@@ -28,32 +28,57 @@
  * one clock thread calls every started stream of every such context each
  * period, and one WAV file holds their mix.
  *
- * Streams: float32 or s16 (native endian), at the device rate, 1..32
- * channels, any latency (the device's period is used). Each period a
- * started stream's data callback gets `period` frames. Returning fewer
- * drains it (DRAINED once, only those frames count); a negative count or
- * more than asked for is an error (ERROR once). Either way its callbacks
- * stop. cubeb_stream_stop waits for a callback in progress; called from
- * the stream's own data callback it fails with CUBEB_ERROR. A stream may
- * destroy itself from its callbacks; cubeb_stream_destroy stops the
- * stream without a STOPPED callback. Position counts the frames the
- * callbacks returned; latency is one period.
+ * Streams: s16 or float32, either endianness, 1000..192000 Hz, 1..32
+ * channels with any layout, any latency (the device's period is used);
+ * a duplex stream has one rate and format. A stream in the device's
+ * rate, channels (and layout, or none) and host-order format is taken
+ * as it is; any other is converted (convert.h): format to float,
+ * channels by libcubeb's mixing rules (mixer.h), rate by libspeexdsp's
+ * resampler at quality 5 (libcubeb's desktop quality; resample.h).
+ *
+ * Each period the device takes `period` frames from every started
+ * output stream. An unconverted stream's data callback gets `period`
+ * frames; a converted one's gets the stream frames that make up the
+ * period, which vary by one from period to period (117 or 118 for 44.1
+ * kHz on 48 kHz with period 128; none at all, now and then, for a rate
+ * far below the device's). Returning fewer drains the stream: every
+ * frame returned is still played (a converted stream plays out the
+ * resampler's tail over the next periods, without callbacks), then
+ * DRAINED, once. A negative count or more than asked for is an error
+ * (ERROR once). Either way its callbacks stop. cubeb_stream_stop waits
+ * for a callback in progress; called from the stream's own data
+ * callback it fails with CUBEB_ERROR. A stream may destroy itself from
+ * its callbacks; cubeb_stream_destroy stops the stream without a STOPPED
+ * callback. Position counts the stream frames played, from 0: those the
+ * callbacks returned, for a converted output stream those whose sound
+ * has reached the mix (at DRAINED, every one returned). Latency is one
+ * period; for a resampled stream, the most frames a period asks for
+ * plus the resampler's delay, in stream frames.
  *
  * Mix: output converted to float (s16 as v / 32768), times the stream's
- * volume, summed. A mono stream reaches every device channel; otherwise
- * stream channel i goes to device channel i and extra stream channels
- * are dropped. One float stream at volume 1 arrives in the file bit for
- * bit. A period is written only if a stream played in it, and only up to
- * the last frame any stream played, so a stream that plays N frames
- * leaves exactly N frames. The header is rewritten about once a second of
- * audio and when the last context on the device is destroyed.
+ * volume, summed. The device's layout is mono, stereo, 3F, quad, 3F2,
+ * 5.1 (3F2_LFE), 6.1 (3F3R_LFE) or 7.1 (3F4_LFE) for 1..8 channels. A
+ * stream whose layout names its channels is mixed by layout (a mono one
+ * reaches left and right at 1/sqrt(2); a 5.1 one's centre, left and
+ * right at 1/sqrt(2)); one with CUBEB_LAYOUT_UNDEFINED (or a layout that
+ * does not fit) goes channel i to channel i, extra ones dropped, except
+ * that mono reaches the first two device channels at its own level. One
+ * float stream at the device's format and volume 1 arrives in the file
+ * bit for bit. A period is written only if a stream played in it, and
+ * only up to the last frame any stream played, so a stream that plays N
+ * frames leaves exactly N frames (a resampled one, about N times the
+ * rate ratio, plus at most the resampler's delay). The header is
+ * rewritten about once a second of audio and when the last context on
+ * the device is destroyed.
  *
- * Input: sine:HZ gives 0.5 * sin(2 pi HZ k / rate) in every channel, k
- * counting the frames the stream has received. A WAV file (float32 or
- * s16, at the device rate) is looped; a mono file fills every channel,
- * otherwise channel i of the file feeds stream channel i, and stream
- * channels the file lacks are silent. s16 streams get round(v * 32768),
- * clipped.
+ * Input: the device's input has its output's channels (a file's own),
+ * at the device rate. sine:HZ gives 0.5 * sin(2 pi HZ k / rate) in every
+ * channel, k counting the device frames made for the stream. A WAV file
+ * (float32 or s16, at the device rate) is looped. Input streams of
+ * another rate, format or channel count get it converted; channels go
+ * as for an undefined layout (the input has none): channel i to channel
+ * i, missing ones silent, a mono input to the first two. s16 streams get
+ * round(v * 32768), clipped.
  */
 #ifndef AIPC_VIRTUAL_H
 #define AIPC_VIRTUAL_H
@@ -93,8 +118,11 @@ struct aipc_virtual_split {
 };
 
 /* Drives `stream` (a stream of a virtual context) with `split` instead of
- * its data callback, if the device's period is at most `max_frames`;
- * returns whether it will. Call before the stream starts. */
+ * its data callback, if the most frames it is asked for in a period (the
+ * period, or for a resampled stream that many frames at its rate,
+ * rounded up) is at most `max_frames`; returns whether it will. Call
+ * before the stream starts. begin() and end() are given the frames of
+ * the period, and are not called in a period that asks for none. */
 bool aipc_virtual_stream_set_split(cubeb_stream *stream,
                                    const struct aipc_virtual_split *split,
                                    void *user, uint32_t max_frames);

@@ -4,6 +4,7 @@
  * test process, clients in forked children calling libcubeb's public
  * functions on the context from audioipc_client_init.
  */
+#include "../tone.h"
 #include "harness.h"
 #include "virtual.h"
 #include "wav.h"
@@ -167,6 +168,80 @@ TEST(e2e_output_reaches_the_wav_bit_exact)
 TEST(e2e_pooled_output_reaches_the_wav_bit_exact)
 {
   check_known_sequence(1);
+}
+
+/* --- Output at another rate, converted by the device -------------------- */
+
+#define TONE_RATE 44100
+#define TONE_HZ 1000.0
+
+static long
+tone_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  struct player *p = user;
+  (void)stm;
+  (void)in;
+  int16_t *samples = out;
+  long i = 0;
+  for (; i < n && p->frame < p->total; i++, p->frame++)
+    samples[i] = (int16_t)lrint(
+        16384.0 * sin(2.0 * M_PI * TONE_HZ * (double)p->frame / TONE_RATE));
+  return i;
+}
+
+E2E_CLIENT(play_tone_44100)
+{
+  (void)arg;
+  struct player p = {.total = TONE_RATE};
+  watch_init(&p.watch);
+  cubeb_stream_params params = {.format = CUBEB_SAMPLE_S16NE,
+                                .rate = TONE_RATE,
+                                .channels = 1,
+                                .layout = CUBEB_LAYOUT_UNDEFINED};
+  CHECK_INT(cubeb_stream_init(ctx, &p.stream, "tone", NULL, NULL, NULL, &params,
+                              256, tone_cb, player_state, &p),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(p.stream), ==, CUBEB_OK);
+  watch_wait(&p.watch, CUBEB_STATE_DRAINED);
+  CHECK_INT(watch_count(&p.watch, CUBEB_STATE_DRAINED), ==, 1);
+  uint64_t position = 0;
+  CHECK_INT(cubeb_stream_get_position(p.stream, &position), ==, CUBEB_OK);
+  CHECK_INT(position, ==, TONE_RATE);
+  cubeb_stream_destroy(p.stream);
+}
+
+/* A 44.1 kHz mono s16 client on the 48 kHz stereo device: the server
+ * passes it on as it is, the device resamples and mixes it, and the tone
+ * is in both channels of the file at its level. */
+TEST(e2e_output_at_another_rate_is_converted)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  test_wait_ok(e2e_spawn(&e, play_tone_44100, 0));
+  AudioIpcStreamStats stats[4];
+  CHECK_INT(audioipc_server_get_stream_stats(e.server, stats, 4), ==, 1);
+  CHECK_INT(stats[0].frames, ==, TONE_RATE);
+  CHECK_INT(stats[0].misses, ==, 0);
+  e2e_stop_server(&e);
+
+  struct aipc_wav_data wav;
+  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  CHECK_INT(wav.rate, ==, RATE);
+  CHECK_INT(wav.channels, ==, 2);
+  CHECK_INT(wav.frames, >=, RATE);
+  CHECK_INT(wav.frames, <=, RATE + 200);
+  const float *mid = wav.samples + 2 * (RATE / 10);
+  uint64_t n = RATE * 8 / 10;
+  for (uint32_t ch = 0; ch < 2; ch++) {
+    double a = test_tone_amplitude(mid + ch, 2, n, TONE_HZ, RATE);
+    double beside =
+        fmax(test_tone_amplitude(mid + ch, 2, n, TONE_HZ - 200, RATE),
+             test_tone_amplitude(mid + ch, 2, n, TONE_HZ + 200, RATE));
+    CHECK(fabs(20.0 * log10(a / 0.5)) < 0.5);
+    CHECK(a > 100.0 * beside);
+  }
+  aipc_wav_data_clear(&wav);
+  e2e_finish(&e);
 }
 
 /* --- Duplex: the virtual input reaches the callback unchanged ------------- */

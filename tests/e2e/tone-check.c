@@ -12,6 +12,7 @@
  * is present (and the frame count is within MIN..MAX), 1 if not, 2 for
  * bad arguments or an unreadable file.
  */
+#include "../tone.h"
 #include "wav.h"
 
 #include <math.h>
@@ -22,22 +23,6 @@
 #define REFERENCE_OFFSET_HZ 65.0
 #define MIN_AMPLITUDE 0.01
 #define MIN_RATIO 20.0
-
-/* The amplitude of `freq` in `x`, as a sine's peak value. */
-static double
-goertzel(const double *x, uint64_t n, double freq, uint32_t rate)
-{
-  double w = 2.0 * M_PI * freq / rate;
-  double coeff = 2.0 * cos(w);
-  double s1 = 0.0, s2 = 0.0;
-  for (uint64_t i = 0; i < n; i++) {
-    double s = x[i] + coeff * s1 - s2;
-    s2 = s1;
-    s1 = s;
-  }
-  double power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-  return n ? 2.0 * sqrt(power > 0.0 ? power : 0.0) / (double)n : 0.0;
-}
 
 static int
 usage(void)
@@ -67,7 +52,7 @@ main(int argc, char **argv)
             aipc_wav_strerror(r));
     return 2;
   }
-  double *mono = malloc(wav.frames * sizeof(*mono));
+  float *mono = malloc(wav.frames * sizeof(*mono));
   if (!mono) {
     fprintf(stderr, "tone-check: out of memory\n");
     aipc_wav_data_clear(&wav);
@@ -77,7 +62,7 @@ main(int argc, char **argv)
     double sum = 0.0;
     for (uint32_t c = 0; c < wav.channels; c++)
       sum += wav.samples[i * wav.channels + c];
-    mono[i] = sum / wav.channels;
+    mono[i] = (float)(sum / wav.channels);
   }
 
   int status = 0;
@@ -95,11 +80,11 @@ main(int argc, char **argv)
       status = 2;
       break;
     }
-    double a = goertzel(mono, wav.frames, freq, wav.rate);
-    double below =
-        goertzel(mono, wav.frames, freq - REFERENCE_OFFSET_HZ, wav.rate);
-    double above =
-        goertzel(mono, wav.frames, freq + REFERENCE_OFFSET_HZ, wav.rate);
+    double a = test_tone_amplitude(mono, 1, wav.frames, freq, wav.rate);
+    double below = test_tone_amplitude(mono, 1, wav.frames,
+                                       freq - REFERENCE_OFFSET_HZ, wav.rate);
+    double above = test_tone_amplitude(mono, 1, wav.frames,
+                                       freq + REFERENCE_OFFSET_HZ, wav.rate);
     double ref = below > above ? below : above;
     bool present = a >= MIN_AMPLITUDE && a >= MIN_RATIO * ref;
     printf("  %7.1f Hz: amplitude %.4f, reference %.6f: %s\n", freq, a, ref,

@@ -31,8 +31,8 @@ is_pulse(const char *backend)
   return backend && strcmp(backend, "pulse") == 0;
 }
 
-/* A stream whose every request is as long as can be: pulse takes any
- * rate, the virtual device only its own. */
+/* A stream whose every request is as long as can be: on pulse the
+ * lowest rate, while the virtual device asks for a period at any rate. */
 static struct aipc_stream_init
 long_request_stream(const char *backend)
 {

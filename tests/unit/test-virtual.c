@@ -1089,13 +1089,26 @@ TEST(stream_params_and_devids)
   CHECK_INT(try_stream(ctx, NULL, NULL, theirs.device[0].devid, &out), ==,
             CUBEB_ERROR_DEVICE_UNAVAILABLE);
 
+  /* Other rates and foreign-endian formats are converted, as every
+   * libcubeb backend does; rates past libcubeb's bounds are not. */
   cubeb_stream_params bad = out;
   bad.rate = 44100;
+  CHECK_INT(try_stream(ctx, NULL, NULL, NULL, &bad), ==, CUBEB_OK);
+  bad.rate = 999;
+  CHECK_INT(try_stream(ctx, NULL, NULL, NULL, &bad), ==,
+            CUBEB_ERROR_INVALID_FORMAT);
+  bad.rate = 192001;
   CHECK_INT(try_stream(ctx, NULL, NULL, NULL, &bad), ==,
             CUBEB_ERROR_INVALID_FORMAT);
   bad = out;
   bad.format = CUBEB_SAMPLE_S16BE;
+  CHECK_INT(try_stream(ctx, NULL, NULL, NULL, &bad), ==, CUBEB_OK);
+  bad.format = (cubeb_sample_format)7;
   CHECK_INT(try_stream(ctx, NULL, NULL, NULL, &bad), ==,
+            CUBEB_ERROR_INVALID_FORMAT);
+  cubeb_stream_params in44 = in;
+  in44.rate = 44100;
+  CHECK_INT(try_stream(ctx, NULL, &in44, NULL, &out), ==,
             CUBEB_ERROR_INVALID_FORMAT);
   bad = out;
   bad.channels = 33;
