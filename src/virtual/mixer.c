@@ -68,11 +68,9 @@ fold_pair(double m[NAMED][NAMED], uint32_t in, uint32_t out, int from,
     m[other][from] += level;
     m[other + 1][from + 1] += level;
   } else if (out & BIT(FL)) {
-    double level = HALF_POWER * HALF_POWER;
-    m[FL][from] -= level;
-    m[FL][from + 1] -= level;
-    m[FR][from] += level;
-    m[FR][from + 1] += level;
+    /* libcubeb mixes with no matrix encoding: left to left. */
+    m[FL][from] += HALF_POWER;
+    m[FR][from + 1] += HALF_POWER;
   } else if (out & BIT(FC)) {
     m[FC][from] += HALF_POWER * HALF_POWER;
     m[FC][from + 1] += HALF_POWER * HALF_POWER;
@@ -107,10 +105,8 @@ named_matrix(double m[NAMED][NAMED], uint32_t in, uint32_t out)
       m[SL][BC] += HALF_POWER;
       m[SR][BC] += HALF_POWER;
     } else if (out & BIT(FL)) {
-      double level =
-          missing & (BIT(BL) | BIT(SL)) ? HALF_POWER * HALF_POWER : HALF_POWER;
-      m[FL][BC] -= level;
-      m[FR][BC] += level;
+      m[FL][BC] += HALF_POWER * HALF_POWER;
+      m[FR][BC] += HALF_POWER * HALF_POWER;
     } else if (out & BIT(FC)) {
       m[FC][BC] += HALF_POWER * HALF_POWER;
     }

@@ -8,8 +8,9 @@
  * the matrix follows the layouts: shared channels pass at 1; a centre
  * goes to left and right at 1/sqrt(2); left and right go to a centre at
  * 1/sqrt(2) each; back and side channels go to the other pair when the
- * output lacks theirs, else to the front (left at -1/2 of each, right at
- * +1/2: libcubeb's matrix-encoded fold) or to the centre; the LFE goes
+ * output lacks theirs, else to the front (left to left and right to
+ * right at 1/sqrt(2), a back centre to both at 1/2: libcubeb mixes with
+ * no matrix encoding) or to the centre at 1/2; the LFE goes
  * to the centre at 1, or to left and right at 1/sqrt(2). Float is not
  * normalised, as in libcubeb.
  *

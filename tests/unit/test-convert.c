@@ -407,6 +407,24 @@ TEST(surround_51_downmix_keeps_centre)
   }
 }
 
+/* 5.1 on the stereo device: a tone only in the left surround reaches
+ * only the left, at 1/sqrt(2) (libcubeb's surround level, no matrix
+ * encoding). */
+TEST(surround_51_downmix_keeps_sides_on_their_side)
+{
+  struct tone t;
+  tone_init(&t, CUBEB_SAMPLE_FLOAT32NE, 48000, 6, CUBEB_LAYOUT_3F2_LFE);
+  t.amplitude[4] = 0.5; /* FL FR FC LFE SL SR */
+  t.total = 48000;
+  struct played p;
+  play(&t, "", 1.0f, &p);
+  CHECK_INT(p.wav.channels, ==, 2);
+  check_db(level(&p, 0, 1000.0), 0.5 * M_SQRT1_2);
+  CHECK(level(&p, 1, 1000.0) < 1e-3);
+  aipc_wav_data_clear(&p.wav);
+  tone_destroy(&t);
+}
+
 /* Big-endian streams at the device's rate arrive as their little-endian
  * twins would: float bit for bit, s16 as v / 32768. */
 TEST(big_endian_output)
