@@ -826,13 +826,14 @@ device_info_fill(cubeb *ctx, bool output, cubeb_device_info *info)
       .type = output ? CUBEB_DEVICE_TYPE_OUTPUT : CUBEB_DEVICE_TYPE_INPUT,
       .state = CUBEB_DEVICE_STATE_ENABLED,
       .preferred = CUBEB_DEVICE_PREF_ALL,
-      .format = CUBEB_DEVICE_FMT_F32NE | CUBEB_DEVICE_FMT_S16NE,
+      /* What streams may have: the device converts (convert.h). */
+      .format = CUBEB_DEVICE_FMT_ALL,
       .default_format =
           o->is_float ? CUBEB_DEVICE_FMT_F32NE : CUBEB_DEVICE_FMT_S16NE,
       .max_channels = channels,
       .default_rate = o->rate,
-      .max_rate = o->rate,
-      .min_rate = o->rate,
+      .max_rate = STREAM_MAX_RATE,
+      .min_rate = STREAM_MIN_RATE,
       .latency_lo = o->period,
       .latency_hi = o->period,
   };

@@ -403,8 +403,11 @@ check_info(const cubeb_device_info *d, bool output)
   CHECK_INT(d->default_format, ==, CUBEB_DEVICE_FMT_F32NE);
   CHECK_INT(d->max_channels, ==, 4);
   CHECK_INT(d->default_rate, ==, 32000);
-  CHECK_INT(d->min_rate, ==, 32000);
-  CHECK_INT(d->max_rate, ==, 32000);
+  /* Streams at any of cubeb's rates are converted. */
+  CHECK_INT(d->min_rate, ==, 1000);
+  CHECK_INT(d->max_rate, ==, 192000);
+  CHECK(d->format & CUBEB_DEVICE_FMT_F32BE);
+  CHECK(d->format & CUBEB_DEVICE_FMT_S16BE);
   CHECK_INT(d->latency_lo, ==, 100);
   CHECK_INT(d->latency_hi, ==, 100);
 }
