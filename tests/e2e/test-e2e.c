@@ -244,6 +244,66 @@ TEST(e2e_output_at_another_rate_is_converted)
   e2e_finish(&e);
 }
 
+static void ignore_state(cubeb_stream *stm, void *user, cubeb_state state);
+
+/* An input stream at 44.1 kHz mono s16 on the 48 kHz device: it gets
+ * the device's 440 Hz sine, resampled, at its level. */
+struct recorder {
+  float samples[TONE_RATE];
+  atomic_long frames;
+};
+
+static long
+record_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  (void)out;
+  struct recorder *r = user;
+  const int16_t *samples = in;
+  long have = atomic_load(&r->frames);
+  for (long i = 0; i < n && have < TONE_RATE; i++, have++)
+    r->samples[have] = (float)samples[i] / 32768.0f;
+  atomic_store(&r->frames, have);
+  return n;
+}
+
+E2E_CLIENT(record_44100)
+{
+  (void)arg;
+  static struct recorder r;
+  cubeb_stream_params params = {.format = CUBEB_SAMPLE_S16NE,
+                                .rate = TONE_RATE,
+                                .channels = 1,
+                                .layout = CUBEB_LAYOUT_MONO};
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "record", NULL, &params, NULL, NULL,
+                              256, record_cb, ignore_state, &r),
+            ==, CUBEB_OK);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  while (atomic_load(&r.frames) < TONE_RATE)
+    usleep(1000);
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+  /* Past the resampler's start. */
+  const float *mid = r.samples + TONE_RATE / 10;
+  uint64_t n = TONE_RATE * 8 / 10;
+  double a = test_tone_amplitude(mid, 1, n, 440.0, TONE_RATE);
+  double beside = fmax(test_tone_amplitude(mid, 1, n, 640.0, TONE_RATE),
+                       test_tone_amplitude(mid, 1, n, 240.0, TONE_RATE));
+  printf("44.1 kHz input: 440 Hz at %.4f (0.5 sent), %.2g beside\n", a,
+         beside);
+  CHECK(fabs(20.0 * log10(a / 0.5)) < 0.5);
+  CHECK(a > 100.0 * beside);
+}
+
+TEST(e2e_input_at_another_rate_is_converted)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  test_wait_ok(e2e_spawn(&e, record_44100, 0));
+  e2e_finish(&e);
+}
+
 /* --- Duplex: the virtual input reaches the callback unchanged ------------- */
 
 struct duplex {
