@@ -34,6 +34,7 @@ struct aipc_client {
   struct aipc_account *account; /* the process's, or the client's own */
   atomic_uint events_queued;    /* raised, not yet sent */
   atomic_bool collection_event_pending;
+  atomic_uint collection_wanted; /* device types the client registered */
   atomic_uint_fast64_t events_dropped;
   uint64_t events_dropped_reported; /* loop thread */
 
@@ -47,8 +48,8 @@ struct aipc_client {
    * have read yet: an fd in flight keeps its region alive, stream or no
    * stream. Cleared whenever the client has read everything. */
   uint64_t unread_shm;
-  struct aipc_devices *devices;   /* made with the context */
-  uint32_t collection_registered; /* device types */
+  struct aipc_devices *devices; /* made with the context */
+  bool collection_registered;   /* at the backend, for both directions */
   pid_t *rt_threads;              /* promoted for the client, newest last */
   uint32_t nrt_threads;
   int64_t demote_at; /* when to check for promotions above the streams */
@@ -173,7 +174,8 @@ collection_changed(cubeb *ctx, void *user)
   struct aipc_client *c = user;
   /* cubeb does not say which direction changed; and one event still to
    * be sent says all there is to say, however many changes follow. */
-  if (atomic_exchange(&c->collection_event_pending, true))
+  if (atomic_load(&c->collection_wanted) == 0 ||
+      atomic_exchange(&c->collection_event_pending, true))
     return;
   aipc_client_raise_event(c, AIPC_OP_COLLECTION_CHANGED_EVENT,
                           CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
@@ -182,11 +184,19 @@ collection_changed(cubeb *ctx, void *user)
 
 /*
  * libcubeb keeps a callback and a user pointer per direction, and pulse
- * asserts at cubeb_destroy that every one of them is NULL: so a disable
- * passes NULL for both, and the directions registered are remembered one
- * by one, for the teardown to clear. A shared context has one
- * registration for every client, which one client could take from
- * another: it is refused there.
+ * asserts at cubeb_destroy that every one of them is NULL. Worse, pulse
+ * clears a direction's pointer before it takes its mainloop's lock and
+ * changes what it subscribes to, and calls the pointer of whichever
+ * direction an event names: an event of a device coming or going that is
+ * under way while a direction is cleared (or still queued for a
+ * direction no longer registered) calls NULL, in the server. So the
+ * backend is registered once, for both directions, with one callback,
+ * and stays so until the teardown clears both at once (the one moment
+ * left at which a device event under way meets pulse's race, as it
+ * would in-process); what the client registers and unregisters only
+ * says which events it gets. A shared context has one registration for
+ * every client, which one client could take from another: it is refused
+ * there.
  */
 static int
 handle_register_collection(struct aipc_client *c, struct aipc_request *req)
@@ -196,15 +206,18 @@ handle_register_collection(struct aipc_client *c, struct aipc_request *req)
     return -EINVAL;
   if (aipc_server_context_is_shared(c->server))
     return -EOPNOTSUPP;
-  int r = aipc_errno_from_cubeb(cubeb_register_device_collection_changed(
-      c->ctx, (cubeb_device_type)q->type, q->enable ? collection_changed : NULL,
-      q->enable ? c : NULL));
-  if (r < 0)
-    return r;
+  if (q->enable && !c->collection_registered) {
+    int r = aipc_errno_from_cubeb(cubeb_register_device_collection_changed(
+        c->ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT,
+        collection_changed, c));
+    if (r < 0)
+      return r;
+    c->collection_registered = true;
+  }
   if (q->enable)
-    c->collection_registered |= q->type;
+    atomic_fetch_or(&c->collection_wanted, q->type);
   else
-    c->collection_registered &= ~q->type;
+    atomic_fetch_and(&c->collection_wanted, ~q->type);
   return reply_empty(req);
 }
 
@@ -804,7 +817,8 @@ teardown(struct aipc_client *c)
     c->devices = NULL;
     if (c->collection_registered)
       cubeb_register_device_collection_changed(
-          c->ctx, (cubeb_device_type)c->collection_registered, NULL, NULL);
+          c->ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, NULL,
+          NULL);
     aipc_server_cubeb_release(c->server, c->ctx);
     c->ctx = NULL;
   }
