@@ -74,7 +74,7 @@ test_body(uint16_t opcode, uint32_t stream, void *out)
     break;
   case AIPC_OP_STREAM_INIT_REPLY:
     *(struct aipc_stream_init_reply *)out =
-        (struct aipc_stream_init_reply){1, 8192, 512, 64, 64};
+        (struct aipc_stream_init_reply){1, 8192, 512, 64, 64, 0};
     break;
   case AIPC_OP_STREAM_SET_VOLUME:
     *(struct aipc_stream_volume *)out =

@@ -196,6 +196,16 @@ typedef struct {
    * use up what RTKit allows the others); 0..4096 each. */
   uint32_t promoted_per_process;
   uint32_t promoted_max;
+
+  /* Render-ahead (docs/design-notes.md, "Render-ahead"): 1 (the
+   * default) lets an output-only or input-only stream's client work
+   * ahead of the backend through a ring in the stream's shared memory,
+   * so the backend's audio thread waits for the client only when the
+   * ring lacks what a callback needs (at start, or when the client fell
+   * behind); its amount is taken out of the stream's latency. 0 keeps
+   * every stream synchronous: each callback waits for the client's
+   * answer. Duplex streams are always synchronous. 0 or 1. */
+  uint32_t render_ahead;
 } AudioIpcServerLimits;
 
 /*

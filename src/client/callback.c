@@ -50,9 +50,74 @@ struct aipc_cb_thread {
 
 /* --- The thread ----------------------------------------------------------- */
 
-/* Answers the stream's request if a new one is waiting. Real-time path: it
- * touches only the shared memory and the user's callback; no lock, no
- * allocation, no syscall but the futex. */
+/* A data callback returned more frames than it was asked for. */
+static long
+overran(cubeb_stream *s)
+{
+  /* pa_stream_write refuses it, and libcubeb asserts that it worked. */
+  if (s->context->rules == AIPC_RULES_PULSE && s->output_area)
+    aipc_client_breach(s->context, "data callback",
+                       "returned more frames than it was asked for");
+  return -1; /* a broken callback is an error, not an overrun */
+}
+
+/*
+ * Fills a buffered output stream's ring from the user's callback, or
+ * passes it the input its ring holds, in pieces that end at the ring's
+ * end, until the ring is full (or empty) or the callback ends. Each piece
+ * is published at once: the server may be waiting for it.
+ */
+static void
+serve_ring(cubeb_stream *s)
+{
+  struct aipc_stream_ctl *ctl = s->ctl;
+  uint32_t slots = s->frames_max;
+  bool output = s->output_area != NULL;
+  uint32_t frame_bytes = output ? s->out_frame_bytes : s->in_frame_bytes;
+  uint8_t *ring = output ? s->output_area : s->input_area;
+  atomic_store(&s->in_user.value, 1);
+  while (atomic_load(&s->running) &&
+         atomic_load_explicit(&ctl->end, memory_order_relaxed) ==
+             AIPC_RING_END_NONE) {
+    uint32_t pos = aipc_wake_load(&ctl->client_pos);
+    uint32_t server = aipc_wake_load(&ctl->server_pos);
+    uint32_t span = output ? slots - (pos - server) : server - pos;
+    if (span == 0 || span > slots)
+      break; /* full (or empty), or a server gone wrong */
+    uint32_t at = pos & (slots - 1);
+    uint32_t n = span < slots - at ? span : slots - at;
+    void *area = ring + (size_t)at * frame_bytes;
+    aipc_rt_leave();
+    long got = s->data_cb(s, s->user_ptr, output ? NULL : area,
+                          output ? area : NULL, n);
+    aipc_rt_enter();
+    if (got > (long)n)
+      got = overran(s);
+    uint32_t end = AIPC_RING_END_NONE;
+    if (got < 0) {
+      end = AIPC_RING_END_ERROR;
+    } else {
+      pos += output ? (uint32_t)got : n;
+      if (got < (long)n)
+        end = AIPC_RING_END_SHORT;
+    }
+    if (end != AIPC_RING_END_NONE) {
+      atomic_store_explicit(&ctl->end_pos, pos, memory_order_relaxed);
+      atomic_store_explicit(&ctl->end, end, memory_order_release);
+      if (output && end == AIPC_RING_END_SHORT)
+        atomic_store(&s->draining, true); /* until DRAINED (contract.c) */
+    }
+    aipc_wake_publish(&ctl->client_pos, pos);
+    /* The server waits on this word for any news. */
+    aipc_wake_publish(&ctl->response, aipc_wake_load(&ctl->response) + 1);
+  }
+  aipc_wake_publish(&s->in_user, 0);
+}
+
+/* Answers the stream's request if a new one is waiting (for a buffered
+ * stream: fills or drains its ring). Real-time path: it touches only the
+ * shared memory and the user's callback; no lock, no allocation, no
+ * syscall but the futex. */
 static bool
 serve(cubeb_stream *s)
 {
@@ -61,6 +126,10 @@ serve(cubeb_stream *s)
   if (seq == s->last_request)
     return false;
   s->last_request = seq;
+  if (s->buffered) {
+    serve_ring(s);
+    return true;
+  }
   uint32_t frames = atomic_load_explicit(&ctl->frames, memory_order_relaxed);
   if (frames > s->frames_max)
     frames = s->frames_max;
@@ -80,11 +149,7 @@ serve(cubeb_stream *s)
   aipc_wake_publish(&s->in_user, 0);
 
   if (got > (long)frames) {
-    /* pa_stream_write refuses it, and libcubeb asserts that it worked. */
-    if (s->context->rules == AIPC_RULES_PULSE && s->output_area)
-      aipc_client_breach(s->context, "data callback",
-                         "returned more frames than it was asked for");
-    got = -1; /* a broken callback is an error, not an overrun */
+    got = overran(s);
   } else if (got >= 0 && got < (long)frames && s->output_area &&
              atomic_load(&s->running)) {
     atomic_store(&s->draining, true); /* until DRAINED (contract.c) */

@@ -57,8 +57,9 @@ struct cubeb_stream {
   struct aipc_shm shm;
   struct aipc_stream_ctl *ctl;
   void *input_area, *output_area;
-  uint32_t frames_max;
-  uint32_t out_frame_bytes;
+  uint32_t frames_max; /* per request, or the ring's */
+  uint32_t in_frame_bytes, out_frame_bytes;
+  bool buffered; /* render-ahead: the only area is a ring (stream-shm.h) */
 
   struct aipc_cb_thread *cb; /* the thread that serves it */
   unsigned cb_slot;          /* its place there */

@@ -61,6 +61,10 @@ map_stream(cubeb_stream *s, struct aipc_msg *msg,
   /* The server lays regions out with aipc_stream_layout too: anything
    * else (misaligned, overlapping, out of bounds) is refused. */
   struct aipc_stream_layout need;
+  /* A ring is a power of two frames, for one direction. */
+  if (reply->buffered && ((reply->frames_max & (reply->frames_max - 1)) ||
+                          (in_bytes && out_bytes)))
+    return -EBADMSG;
   if (aipc_stream_layout(reply->frames_max, in_bytes, out_bytes, &need) < 0 ||
       !aipc_stream_layout_matches(&need, reply->shm_size, reply->input_offset,
                                   reply->output_offset))
@@ -71,7 +75,9 @@ map_stream(cubeb_stream *s, struct aipc_msg *msg,
   aipc_shm_close_fd(&s->shm);
   s->ctl = s->shm.base;
   s->frames_max = reply->frames_max;
+  s->in_frame_bytes = in_bytes;
   s->out_frame_bytes = out_bytes;
+  s->buffered = reply->buffered;
   s->input_area =
       in_bytes ? (uint8_t *)s->shm.base + reply->input_offset : NULL;
   s->output_area =
@@ -202,6 +208,32 @@ stream_call(cubeb_stream *s, uint16_t opcode, void *reply)
       aipc_client_call(s->context, opcode, &q, reply, NULL));
 }
 
+/* Waits until no data callback of `s` runs; none begins until `running`
+ * is set again. */
+static void
+quiesce(cubeb_stream *s)
+{
+  atomic_store(&s->running, false);
+  while (aipc_wake_load(&s->in_user) != 0)
+    aipc_wake_wait(&s->in_user, 1, -1);
+}
+
+/* A buffered stream that was stopped or ended starts from the server's
+ * position: what was rendered ahead of the stop is dropped, and the
+ * callback's end forgotten. */
+static void
+ring_restart(cubeb_stream *s)
+{
+  struct aipc_stream_ctl *ctl = s->ctl;
+  if (atomic_load(&s->running) &&
+      atomic_load_explicit(&ctl->end, memory_order_acquire) ==
+          AIPC_RING_END_NONE)
+    return; /* it runs: nothing to drop */
+  quiesce(s);
+  atomic_store(&ctl->end, AIPC_RING_END_NONE);
+  aipc_wake_publish(&ctl->client_pos, aipc_wake_load(&ctl->server_pos));
+}
+
 int
 aipc_client_stream_start(cubeb_stream *s)
 {
@@ -215,6 +247,8 @@ aipc_client_stream_start(cubeb_stream *s)
     aipc_client_breach(s->context, "cubeb_stream_start",
                        "the stream is draining (its data callback answered "
                        "short and DRAINED has not come)");
+  if (s->buffered)
+    ring_restart(s);
   atomic_store(&s->running, true);
   int r = stream_call(s, AIPC_OP_STREAM_START, &reply);
   if (r != CUBEB_OK)
@@ -233,9 +267,7 @@ aipc_client_stream_stop(cubeb_stream *s)
   int r = stream_call(s, AIPC_OP_STREAM_STOP, &reply);
   atomic_store(&s->started, false);
   /* Whatever the server said: no data callback runs after we return. */
-  atomic_store(&s->running, false);
-  while (aipc_wake_load(&s->in_user) != 0)
-    aipc_wake_wait(&s->in_user, 1, -1);
+  quiesce(s);
   return r;
 }
 

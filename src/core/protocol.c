@@ -117,6 +117,7 @@ static const struct aipc_field stream_init_reply_fields[] = {
     AIPC_U32(struct aipc_stream_init_reply, frames_max, 1, UINT32_MAX),
     U32_ANY(struct aipc_stream_init_reply, input_offset),
     U32_ANY(struct aipc_stream_init_reply, output_offset),
+    AIPC_U32(struct aipc_stream_init_reply, buffered, 0, 1),
 };
 
 static const struct aipc_field stream_ref_fields[] = {

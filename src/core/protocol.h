@@ -150,8 +150,9 @@ struct aipc_stream_init {
 struct aipc_stream_init_reply {
   uint32_t stream;
   uint32_t shm_size;
-  uint32_t frames_max; /* frames per request at most */
+  uint32_t frames_max; /* frames per request at most, or the ring's */
   uint32_t input_offset, output_offset;
+  uint32_t buffered; /* 1: render-ahead (a ring, see stream-shm.h) */
 };
 
 struct aipc_stream_ref {

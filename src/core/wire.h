@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIPC_PROTOCOL_VERSION 1
+#define AIPC_PROTOCOL_VERSION 2
 
 /* Bounds on any one message, header included. */
 #define AIPC_MSG_MAX_SIZE (64 * 1024)

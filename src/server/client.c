@@ -363,7 +363,8 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                   .latency_frames = latency,
                                   .shm_max = (uint32_t)shm_max,
                                   .deadline_ns =
-                                      aipc_server_deadline(c->server)};
+                                      aipc_server_deadline(c->server),
+                                  .render_ahead = l->render_ahead};
   if ((r = aipc_devices_resolve(c->devices, q->has_input ? q->input_device : 0,
                                 &p.input_device)) < 0 ||
       (r = aipc_devices_resolve(c->devices,
@@ -414,7 +415,8 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                          .frames_max = layout->frames_max,
                                          .input_offset = layout->input_offset,
                                          .output_offset =
-                                             layout->output_offset};
+                                             layout->output_offset,
+                                         .buffered = aipc_sstream_buffered(s)};
   /* Sent, the fd is the client's (and the kernel's, until it reads it):
    * the server keeps only the mapping, not an fd per live stream. */
   int fd = aipc_sstream_take_fd(s);
@@ -461,12 +463,12 @@ handle_stream_destroy(struct aipc_client *c, struct aipc_request *req)
 }
 
 /* A backend call on the stream a request names, if the stream is still
- * usable (aipc_sstream_usable). */
+ * usable (aipc_sstream_usable); `s` is the stream from then on. */
 #define STREAM_CALL(call)                                                      \
+  struct aipc_sstream *s = request_stream(c, req);                             \
+  if (!s)                                                                      \
+    return 0;                                                                  \
   do {                                                                         \
-    struct aipc_sstream *s = request_stream(c, req);                           \
-    if (!s)                                                                    \
-      return 0;                                                                \
     cubeb_stream *stm = aipc_sstream_backend(s);                               \
     int r = aipc_sstream_usable(s);                                            \
     if (r == 0)                                                                \
@@ -505,12 +507,20 @@ handle_get_position(struct aipc_client *c, struct aipc_request *req)
   return 0;
 }
 
+/* A latency the backend reported, plus what waits in the stream's ring. */
+static uint32_t
+with_ring(const struct aipc_sstream *s, uint32_t latency)
+{
+  uint32_t ring = aipc_sstream_ring_frames(s);
+  return latency > UINT32_MAX - ring ? UINT32_MAX : latency + ring;
+}
+
 static int
 handle_get_latency(struct aipc_client *c, struct aipc_request *req)
 {
   uint32_t latency = 0;
   STREAM_CALL(cubeb_stream_get_latency(stm, &latency));
-  return reply_u32(req, latency);
+  return reply_u32(req, with_ring(s, latency));
 }
 
 static int
@@ -518,7 +528,7 @@ handle_get_input_latency(struct aipc_client *c, struct aipc_request *req)
 {
   uint32_t latency = 0;
   STREAM_CALL(cubeb_stream_get_input_latency(stm, &latency));
-  return reply_u32(req, latency);
+  return reply_u32(req, with_ring(s, latency));
 }
 
 static int

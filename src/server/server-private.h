@@ -28,6 +28,7 @@ struct aipc_limits {
   uint32_t streams_per_process, streams_max;
   uint64_t shm_per_process, shm_max; /* bytes */
   uint32_t promoted_per_process, promoted_max;
+  bool render_ahead;
   bool allow_monitors; /* audioipc_server_allow_monitors */
 };
 
@@ -251,6 +252,7 @@ struct aipc_sstream_params {
   uint32_t latency_frames;
   uint32_t shm_max;                /* bytes; 0: no bound but the server's */
   int64_t deadline_ns;             /* per callback */
+  bool render_ahead;               /* where the stream allows it */
   struct aipc_stream_stats *stats; /* taken; retired with the stream */
   struct aipc_stats_registry *registry;
 };
@@ -271,6 +273,11 @@ cubeb_stream *aipc_sstream_backend(const struct aipc_sstream *stream);
 int aipc_sstream_take_fd(struct aipc_sstream *stream);
 const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *stream);
+/* Whether the stream renders ahead (a ring, see stream-shm.h). */
+bool aipc_sstream_buffered(const struct aipc_sstream *stream);
+/* The frames in a buffered stream's ring, part of its latency: output
+ * rendered ahead and not yet played, or input not yet consumed. */
+uint32_t aipc_sstream_ring_frames(const struct aipc_sstream *stream);
 /* Stream names reach backends cut to this many bytes (JACK's port names
  * overflow past about 245). */
 #define AIPC_STREAM_NAME_MAX 128

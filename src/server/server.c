@@ -59,6 +59,7 @@ static const struct aipc_limits default_limits = {
     .shm_max = 256 << 20,
     .promoted_per_process = 8,
     .promoted_max = 16,
+    .render_ahead = true,
 };
 
 /* Written and read on the loop thread only (audioipc_server_set_limits
@@ -147,7 +148,8 @@ audioipc_server_get_limits(void *handle, AudioIpcServerLimits *out)
                                 .shm_per_process = l.shm_per_process,
                                 .shm_max = l.shm_max,
                                 .promoted_per_process = l.promoted_per_process,
-                                .promoted_max = l.promoted_max};
+                                .promoted_max = l.promoted_max,
+                                .render_ahead = l.render_ahead};
   return 0;
 }
 
@@ -168,7 +170,8 @@ audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
       in->streams_per_process < 1 || in->streams_per_process > 65536 ||
       in->streams_max < 1 || in->streams_max > 65536 ||
       in->shm_per_process < SHM_PAGE || in->shm_max < SHM_PAGE ||
-      in->promoted_per_process > 4096 || in->promoted_max > 4096) {
+      in->promoted_per_process > 4096 || in->promoted_max > 4096 ||
+      in->render_ahead > 1) {
     errno = EINVAL;
     return -1;
   }
@@ -186,7 +189,8 @@ audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
       .shm_per_process = in->shm_per_process,
       .shm_max = in->shm_max,
       .promoted_per_process = in->promoted_per_process,
-      .promoted_max = in->promoted_max};
+      .promoted_max = in->promoted_max,
+      .render_ahead = in->render_ahead};
   return call_limits(server, &l, LIMITS_SET);
 }
 

@@ -258,9 +258,22 @@ fixture_start(struct fixture *f, const char *backend)
   f->heap_tolerance = backend ? BACKEND_HEAP_TOLERANCE : HEAP_TOLERANCE;
   e2e_start(&f->e, backend ? backend : FIXTURE_BACKEND);
   f->honest_pid = fixture_spawn_player(f, &f->honest_ctl, &f->honest);
+  /* The raw clients of the cases speak the synchronous protocol (each
+   * request answered); the honest player renders ahead, as clients do
+   * by default. Cases of buffered streams turn it on for their own. */
+  fixture_set_render_ahead(f, false);
   f->fds = test_count_fds();
   warm_up(f);
   fixture_baseline(f);
+}
+
+void
+fixture_set_render_ahead(struct fixture *f, bool on)
+{
+  AudioIpcServerLimits l;
+  CHECK_INT(audioipc_server_get_limits(f->e.server, &l), ==, 0);
+  l.render_ahead = on;
+  CHECK_INT(audioipc_server_set_limits(f->e.server, &l), ==, 0);
 }
 
 void
