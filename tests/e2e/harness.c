@@ -161,3 +161,38 @@ test_child_main(int argc, char **argv)
   fprintf(stderr, "no e2e client named %s\n", argv[2]);
   return 2;
 }
+
+void
+e2e_watch_init(struct e2e_watch *w)
+{
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  memset(w->states, 0, sizeof(w->states));
+}
+
+void
+e2e_watch_state(struct e2e_watch *w, cubeb_state state)
+{
+  pthread_mutex_lock(&w->lock);
+  w->states[state]++;
+  pthread_cond_broadcast(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+void
+e2e_watch_wait(struct e2e_watch *w, cubeb_state state)
+{
+  pthread_mutex_lock(&w->lock);
+  while (w->states[state] == 0)
+    pthread_cond_wait(&w->cond, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+}
+
+int
+e2e_watch_count(struct e2e_watch *w, cubeb_state state)
+{
+  pthread_mutex_lock(&w->lock);
+  int n = w->states[state];
+  pthread_mutex_unlock(&w->lock);
+  return n;
+}

@@ -16,6 +16,7 @@
 #include <audioipc/client.h>
 #include <audioipc/server.h>
 #include <cubeb/cubeb.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 struct e2e {
@@ -59,6 +60,20 @@ void e2e_finish(struct e2e *e);
 pid_t e2e_spawn(struct e2e *e, e2e_client_fn fn, int arg);
 /* As e2e_spawn, and the client also keeps `fd`: fn's arg is its number. */
 pid_t e2e_spawn_keeping(struct e2e *e, e2e_client_fn fn, int fd);
+
+/* A stream's state callbacks, counted: a client waits on it. */
+struct e2e_watch {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int states[4];
+};
+void e2e_watch_init(struct e2e_watch *w);
+/* Counts `state` (call it from the state callback). */
+void e2e_watch_state(struct e2e_watch *w, cubeb_state state);
+/* Waits until `state` was reported at least once (the runner's timeout
+ * catches a hang). */
+void e2e_watch_wait(struct e2e_watch *w, cubeb_state state);
+int e2e_watch_count(struct e2e_watch *w, cubeb_state state);
 
 /* The stream parameters most tests use: 48 kHz float, stereo out, mono
  * in (initializers, since libcubeb takes non-const pointers). */

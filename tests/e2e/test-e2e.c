@@ -22,56 +22,12 @@
 #define RATE 48000
 #define FAST "virtual:clock=fast,rate=48000,channels=2,period=128,out=%s"
 
-/* State callbacks land here; the child waits on it. */
-struct watch {
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  int states[4];
-};
-
-static void
-watch_init(struct watch *w)
-{
-  pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->cond, NULL);
-  memset(w->states, 0, sizeof(w->states));
-}
-
-static void
-watch_state(struct watch *w, cubeb_state state)
-{
-  pthread_mutex_lock(&w->lock);
-  w->states[state]++;
-  pthread_cond_broadcast(&w->cond);
-  pthread_mutex_unlock(&w->lock);
-}
-
-/* Waits until `state` was reported at least once (the runner's timeout
- * catches a hang). */
-static void
-watch_wait(struct watch *w, cubeb_state state)
-{
-  pthread_mutex_lock(&w->lock);
-  while (w->states[state] == 0)
-    pthread_cond_wait(&w->cond, &w->lock);
-  pthread_mutex_unlock(&w->lock);
-}
-
-static int
-watch_count(struct watch *w, cubeb_state state)
-{
-  pthread_mutex_lock(&w->lock);
-  int n = w->states[state];
-  pthread_mutex_unlock(&w->lock);
-  return n;
-}
-
 /* --- Output, bit-exact ---------------------------------------------------- */
 
 #define PLAY_FRAMES (RATE + 77) /* not a multiple of the period */
 
 struct player {
-  struct watch watch;
+  struct e2e_watch watch;
   uint64_t frame;
   uint64_t total;
   cubeb_stream *stream;
@@ -97,22 +53,22 @@ static void
 player_state(cubeb_stream *stm, void *user, cubeb_state state)
 {
   (void)stm;
-  watch_state(&((struct player *)user)->watch, state);
+  e2e_watch_state(&((struct player *)user)->watch, state);
 }
 
 E2E_CLIENT(play_known_sequence)
 {
   (void)arg;
   struct player p = {.total = PLAY_FRAMES};
-  watch_init(&p.watch);
+  e2e_watch_init(&p.watch);
   cubeb_stream_params params = E2E_STEREO_OUT;
   CHECK_INT(cubeb_stream_init(ctx, &p.stream, "known", NULL, NULL, NULL,
                               &params, 256, play_cb, player_state, &p),
             ==, CUBEB_OK);
   CHECK_INT(cubeb_stream_start(p.stream), ==, CUBEB_OK);
-  watch_wait(&p.watch, CUBEB_STATE_DRAINED);
-  CHECK_INT(watch_count(&p.watch, CUBEB_STATE_STARTED), ==, 1);
-  CHECK_INT(watch_count(&p.watch, CUBEB_STATE_DRAINED), ==, 1);
+  e2e_watch_wait(&p.watch, CUBEB_STATE_DRAINED);
+  CHECK_INT(e2e_watch_count(&p.watch, CUBEB_STATE_STARTED), ==, 1);
+  CHECK_INT(e2e_watch_count(&p.watch, CUBEB_STATE_DRAINED), ==, 1);
   CHECK_INT(p.bad_stream_ptr, ==, 0);
   uint64_t position = 0;
   CHECK_INT(cubeb_stream_get_position(p.stream, &position), ==, CUBEB_OK);
@@ -122,11 +78,16 @@ E2E_CLIENT(play_known_sequence)
 }
 
 static void
-check_known_sequence(unsigned pool_size)
+check_known_sequence(unsigned pool_size, bool render_ahead)
 {
   struct e2e e;
   e2e_start(&e, FAST);
   e.pool_size = pool_size;
+  AudioIpcServerLimits limits;
+  CHECK_INT(audioipc_server_get_limits(e.server, &limits), ==, 0);
+  CHECK_INT(limits.render_ahead, ==, 1); /* the default */
+  limits.render_ahead = render_ahead;
+  CHECK_INT(audioipc_server_set_limits(e.server, &limits), ==, 0);
   test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
 
   /* The server's own account of the stream agrees. */
@@ -160,14 +121,21 @@ check_known_sequence(unsigned pool_size)
   e2e_finish(&e);
 }
 
+/* Rendered ahead (the default for an output-only stream), or answering
+ * each request: the same samples reach the device. */
 TEST(e2e_output_reaches_the_wav_bit_exact)
 {
-  check_known_sequence(0);
+  check_known_sequence(0, true);
 }
 
 TEST(e2e_pooled_output_reaches_the_wav_bit_exact)
 {
-  check_known_sequence(1);
+  check_known_sequence(1, true);
+}
+
+TEST(e2e_synchronous_output_reaches_the_wav_bit_exact)
+{
+  check_known_sequence(0, false);
 }
 
 /* --- Output at another rate, converted by the device -------------------- */
@@ -193,7 +161,7 @@ E2E_CLIENT(play_tone_44100)
 {
   (void)arg;
   struct player p = {.total = TONE_RATE};
-  watch_init(&p.watch);
+  e2e_watch_init(&p.watch);
   cubeb_stream_params params = {.format = CUBEB_SAMPLE_S16NE,
                                 .rate = TONE_RATE,
                                 .channels = 1,
@@ -202,8 +170,8 @@ E2E_CLIENT(play_tone_44100)
                               256, tone_cb, player_state, &p),
             ==, CUBEB_OK);
   CHECK_INT(cubeb_stream_start(p.stream), ==, CUBEB_OK);
-  watch_wait(&p.watch, CUBEB_STATE_DRAINED);
-  CHECK_INT(watch_count(&p.watch, CUBEB_STATE_DRAINED), ==, 1);
+  e2e_watch_wait(&p.watch, CUBEB_STATE_DRAINED);
+  CHECK_INT(e2e_watch_count(&p.watch, CUBEB_STATE_DRAINED), ==, 1);
   uint64_t position = 0;
   CHECK_INT(cubeb_stream_get_position(p.stream, &position), ==, CUBEB_OK);
   CHECK_INT(position, ==, TONE_RATE);
@@ -307,7 +275,7 @@ TEST(e2e_input_at_another_rate_is_converted)
 /* --- Duplex: the virtual input reaches the callback unchanged ------------- */
 
 struct duplex {
-  struct watch watch;
+  struct e2e_watch watch;
   uint64_t frame;
   uint64_t mismatches;
   double max_error;
@@ -337,14 +305,14 @@ static void
 duplex_state(cubeb_stream *stm, void *user, cubeb_state state)
 {
   (void)stm;
-  watch_state(&((struct duplex *)user)->watch, state);
+  e2e_watch_state(&((struct duplex *)user)->watch, state);
 }
 
 E2E_CLIENT(run_duplex)
 {
   (void)arg;
   struct duplex d = {.frame = 0};
-  watch_init(&d.watch);
+  e2e_watch_init(&d.watch);
   cubeb_stream_params in = E2E_MONO_IN;
   cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *stm;
@@ -355,7 +323,7 @@ E2E_CLIENT(run_duplex)
   CHECK_INT(cubeb_stream_get_input_latency(stm, &latency), ==, CUBEB_OK);
   CHECK(latency > 0);
   CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
-  watch_wait(&d.watch, CUBEB_STATE_DRAINED);
+  e2e_watch_wait(&d.watch, CUBEB_STATE_DRAINED);
   cubeb_stream_destroy(stm);
   if (d.mismatches)
     test_fail(__FILE__, __LINE__, "%llu input samples off (max error %g)",
@@ -557,7 +525,7 @@ TEST(e2e_every_operation_through_libcubeb)
 /* --- Semantics ------------------------------------------------------------ */
 
 struct semantics {
-  struct watch watch;
+  struct e2e_watch watch;
   cubeb_stream *stream;
   atomic_int callbacks;
   atomic_int nested_ok;
@@ -587,14 +555,14 @@ semantics_state(cubeb_stream *stm, void *user, cubeb_state state)
   struct semantics *s = user;
   if (stm != s->stream)
     atomic_fetch_add(&s->wrong_stream, 1);
-  watch_state(&s->watch, state);
+  e2e_watch_state(&s->watch, state);
 }
 
 E2E_CLIENT(check_semantics)
 {
   (void)arg;
   struct semantics s = {.callbacks = 0};
-  watch_init(&s.watch);
+  e2e_watch_init(&s.watch);
   cubeb_stream_params out = E2E_STEREO_OUT;
   CHECK_INT(cubeb_stream_init(ctx, &s.stream, "semantics", NULL, NULL, NULL,
                               &out, 128, nesting_cb, semantics_state, &s),
@@ -612,8 +580,8 @@ E2E_CLIENT(check_semantics)
   }
   CHECK_INT(atomic_load(&s.nested_ok), ==, atomic_load(&s.callbacks));
   CHECK_INT(atomic_load(&s.wrong_stream), ==, 0);
-  watch_wait(&s.watch, CUBEB_STATE_STOPPED);
-  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
+  e2e_watch_wait(&s.watch, CUBEB_STATE_STOPPED);
+  CHECK_INT(e2e_watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
   cubeb_stream_destroy(s.stream);
 }
 
@@ -640,7 +608,7 @@ TEST(e2e_pooled_callbacks_get_the_stream_and_stop_means_stop)
 /* --- The server dies ------------------------------------------------------ */
 
 struct survivor {
-  struct watch watch;
+  struct e2e_watch watch;
   atomic_int callbacks;
 };
 
@@ -659,7 +627,7 @@ static void
 survivor_state(cubeb_stream *stm, void *user, cubeb_state state)
 {
   (void)stm;
-  watch_state(&((struct survivor *)user)->watch, state);
+  e2e_watch_state(&((struct survivor *)user)->watch, state);
 }
 
 static int64_t
@@ -674,7 +642,7 @@ E2E_CLIENT(survive_server_death)
 {
   int report = arg;
   struct survivor s = {.callbacks = 0};
-  watch_init(&s.watch);
+  e2e_watch_init(&s.watch);
   cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *streams[2];
   for (int i = 0; i < 2; i++) {
@@ -700,7 +668,7 @@ E2E_CLIENT(survive_server_death)
   CHECK_INT(cubeb_get_preferred_sample_rate(ctx, &rate), ==, CUBEB_ERROR);
   CHECK(now_ms() - t0 < 1000); /* generous: these fail without waiting */
   usleep(50000);
-  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 2);
+  CHECK_INT(e2e_watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 2);
   for (int i = 0; i < 2; i++)
     cubeb_stream_destroy(streams[i]);
 }
@@ -751,7 +719,7 @@ E2E_CLIENT(four_streams_three_rounds)
 {
   (void)arg;
   struct survivor s = {.callbacks = 0};
-  watch_init(&s.watch);
+  e2e_watch_init(&s.watch);
   cubeb_stream_params out = E2E_STEREO_OUT;
   for (int round = 0; round < 3; round++) {
     cubeb_stream *streams[4];
@@ -769,7 +737,7 @@ E2E_CLIENT(four_streams_three_rounds)
       cubeb_stream_destroy(streams[i]);
     }
   }
-  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
+  CHECK_INT(e2e_watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
 }
 
 static void
@@ -821,7 +789,7 @@ TEST(e2e_big_backend_callbacks_are_served_in_chunks)
 }
 
 struct failing {
-  struct watch watch;
+  struct e2e_watch watch;
   atomic_int calls;
   atomic_long input_frames;
   atomic_long loud;
@@ -856,24 +824,24 @@ static void
 failing_state(cubeb_stream *stm, void *user, cubeb_state state)
 {
   (void)stm;
-  watch_state(&((struct failing *)user)->watch, state);
+  e2e_watch_state(&((struct failing *)user)->watch, state);
 }
 
 E2E_CLIENT(error_and_input_only)
 {
   (void)arg;
   struct failing f = {.calls = 0};
-  watch_init(&f.watch);
+  e2e_watch_init(&f.watch);
   cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *stm;
   CHECK_INT(cubeb_stream_init(ctx, &stm, "fails", NULL, NULL, NULL, &out, 128,
                               fail_on_third_cb, failing_state, &f),
             ==, CUBEB_OK);
   CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
-  watch_wait(&f.watch, CUBEB_STATE_ERROR);
+  e2e_watch_wait(&f.watch, CUBEB_STATE_ERROR);
   usleep(20000);
   CHECK_INT(atomic_load(&f.calls), ==, 3); /* no callback after the error */
-  CHECK_INT(watch_count(&f.watch, CUBEB_STATE_ERROR), ==, 1);
+  CHECK_INT(e2e_watch_count(&f.watch, CUBEB_STATE_ERROR), ==, 1);
   cubeb_stream_destroy(stm);
 
   cubeb_stream_params in = E2E_MONO_IN;
@@ -973,7 +941,7 @@ TEST(e2e_shared_context_serves_several_clients)
 E2E_CLIENT(stream_cycles)
 {
   struct survivor s = {.callbacks = 0};
-  watch_init(&s.watch);
+  e2e_watch_init(&s.watch);
   cubeb_stream_params out = E2E_STEREO_OUT;
   for (int i = 0; i < arg; i++) {
     cubeb_stream *stm;
@@ -987,7 +955,7 @@ E2E_CLIENT(stream_cycles)
     CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
     cubeb_stream_destroy(stm);
   }
-  CHECK_INT(watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
+  CHECK_INT(e2e_watch_count(&s.watch, CUBEB_STATE_ERROR), ==, 0);
 }
 
 static void
