@@ -218,7 +218,9 @@ ring_span(struct aipc_sstream *s)
  * client bumps `response` after each piece it renders and at its end, so
  * that is the word to wait on; a wait that brings nothing new, more than
  * a few times in a row, counts as a miss, so a client that keeps bumping
- * it cannot make the audio thread spin. At the client's end (its
+ * it cannot make the audio thread spin. After a miss the callbacks wait
+ * no more (they play what the ring has) until the client has rendered
+ * again: one that stalls costs one deadline, not one per callback. At the client's end (its
  * callback answered short or failed) the stream drains or fails, once
  * the ring is empty.
  */
@@ -246,6 +248,7 @@ ring_play(struct aipc_sstream *s, uint8_t *out, long nframes, int64_t deadline)
       done += n;
       aipc_wake_publish(&ctl->server_pos, s->ring_pos);
       idle = 0;
+      s->awaiting = false; /* it renders again */
       continue;
     }
     uint32_t end = atomic_load_explicit(&ctl->end, memory_order_acquire);
@@ -260,9 +263,11 @@ ring_play(struct aipc_sstream *s, uint8_t *out, long nframes, int64_t deadline)
       atomic_fetch_add_explicit(&s->stats->sleeps, 1, memory_order_relaxed);
     slept = true;
     aipc_sstream_poke(s);
-    if (atomic_load_explicit(&s->cancelled, memory_order_relaxed) ||
+    if (s->awaiting ||
+        atomic_load_explicit(&s->cancelled, memory_order_relaxed) ||
         idle++ > 4 || aipc_now_ns() >= deadline ||
         aipc_wake_wait(&ctl->response, news, deadline) < 0) {
+      s->awaiting = true;
       r = play_silence(s, out, done, nframes);
       break;
     }

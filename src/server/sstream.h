@@ -46,7 +46,9 @@ struct aipc_sstream {
   /* Audio thread only. */
   uint32_t ring_pos; /* what the server published as server_pos */
   uint32_t seq;
-  bool awaiting; /* the last request missed its deadline, still unanswered */
+  /* The last request missed its deadline, still unanswered; for a
+   * buffered stream: the ring ran dry, and has had nothing since. */
+  bool awaiting;
   bool drain_deferred; /* a drain met a start: drain at the next callback */
   int64_t asked_at;
   uint32_t asked_frames;
