@@ -58,6 +58,17 @@ typedef struct {
  * CUBEB_STATE_ERROR once and every later call fails at once; calling the
  * library from inside one of its callbacks returns CUBEB_ERROR.
  *
+ * Output-only and input-only streams render ahead unless the server's
+ * embedder turned it off (AudioIpcServerLimits.render_ahead): an output
+ * stream's data callback runs before the backend needs its frames (a
+ * quarter of the latency ahead, taken out of the backend's latency), in
+ * pieces of any size up to that amount; an input stream's runs after the
+ * backend delivered them. Frames rendered ahead of cubeb_stream_stop are
+ * dropped, not played after it; every frame before a short return is
+ * played, then DRAINED. An input callback's short or failed return takes
+ * effect one backend callback later. Duplex streams answer each backend
+ * callback as it comes. docs/design-notes.md, "Render-ahead".
+ *
  * libcubeb's preconditions hold as in-process. Where libcubeb's backend
  * (the server's: cubeb_get_backend_id) aborts an application that breaks
  * its contract, this library aborts the application's process too, with
