@@ -31,7 +31,7 @@ TOP = [
 ]
 CASE = ["period", "streams", "clients", "p50_us", "p99_us", "p999_us",
         "max_us", "misses"]
-TARGETS = 8
+TARGETS = 13
 
 
 def main():
@@ -71,6 +71,21 @@ def main():
             problems.append(f"by_streams entry {case}: wrong clients")
     if seen != want:
         problems.append(f"by_streams cases {sorted(seen)}, want {sorted(want)}")
+    pulse = obj.get("pulse")
+    if pulse is not None:
+        # Sync and render-ahead at two latencies x 1, 8, 32 streams; one
+        # client's 32 streams both ways; the loaded case both ways.
+        shape = {"by_streams": 12, "one_client": 2, "loaded": 2}
+        for key, n in shape.items():
+            entries = pulse.get(key)
+            if not isinstance(entries, list) or len(entries) != n:
+                problems.append(f"pulse.{key}: want {n} entries")
+                continue
+            modes = sorted(e.get("render_ahead") for e in entries)
+            if modes != [False] * (n // 2) + [True] * (n // 2):
+                problems.append(f"pulse.{key}: want both modes, half each")
+        if "inprocess_slowest_fps" not in pulse:
+            problems.append("pulse lacks inprocess_slowest_fps")
     targets = obj.get("targets", {})
     if not isinstance(targets, dict) or len(targets) != TARGETS:
         problems.append(f"targets: want {TARGETS} entries")

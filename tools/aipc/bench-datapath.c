@@ -80,8 +80,9 @@ bench_run_case(const struct bench_params *p, uint32_t period, uint32_t streams,
   static AudioIpcStreamStats stats[BENCH_STATS_MAX];
   if (bench_pin(cpu, any) < 0)
     return -1;
+  /* The synchronous round trip (render-ahead would hide it). */
   void *server = bench_server_start(backend);
-  int r = server ? 0 : -1;
+  int r = server ? bench_set_render_ahead(server, false) : -1;
   int64_t t0 = aipc_now_ns();
   for (uint32_t i = 0; i < clients && r == 0; i++)
     r = bench_group_spawn(&g, server, args);

@@ -134,3 +134,13 @@ bench_server_start(const char *backend)
     fprintf(stderr, "aipc bench: cannot start a server on %s\n", backend);
   return server;
 }
+
+int
+bench_set_render_ahead(void *server, bool on)
+{
+  AudioIpcServerLimits l;
+  if (audioipc_server_get_limits(server, &l) < 0)
+    return -1;
+  l.render_ahead = on;
+  return audioipc_server_set_limits(server, &l);
+}

@@ -73,7 +73,8 @@ set_params(struct bench_params *p, bool quick)
                              .rpc_iterations = quick ? 500 : 5000,
                              .startup_streams = quick ? 5 : 20,
                              .rss_streams = 16,
-                             .pulse_seconds = quick ? 0.5 : 3.0};
+                             .pulse_seconds = quick ? 0.5 : 3.0,
+                             .loaded_seconds = quick ? 0.5 : 30.0};
 }
 
 static int
@@ -131,7 +132,7 @@ run_all(const struct bench_params *p, struct bench_results *res)
       bench_run_realtime(p, 1, &res->rt_pooled) < 0 ||
       bench_run_rpc(p, -1, &any, &res->rpc_position) < 0 ||
       bench_run_rpc(p, cpu, &any, &res->rpc_position_same) < 0 ||
-      bench_run_misc(p, res) < 0 || bench_run_pulse(p, &res->pulse) < 0)
+      bench_run_misc(p, res) < 0 || bench_run_pulse(p, res->ncpus, &res->pulse) < 0)
     return -1;
   return 0;
 }

@@ -122,6 +122,7 @@ struct bench_params {
   int startup_streams;
   int rss_streams;
   double pulse_seconds; /* the measured window of each PulseAudio case */
+  double loaded_seconds; /* of the loaded PulseAudio cases */
 };
 
 /* Percentiles of round trips, microseconds. */
@@ -156,21 +157,34 @@ struct bench_realtime {
 };
 
 /* One PulseAudio case: the waits as in struct bench_case; callbacks,
- * frames and misses over the streams' lives; CPU over the window. */
+ * frames and misses over the streams' lives; CPU and the slowest stream's
+ * frame rate over the window. */
 struct bench_pulse_case {
-  uint32_t streams, clients;
+  uint32_t latency, streams, clients;
+  bool buffered; /* render-ahead (else each callback waits for its answer) */
   double p50, p99, max; /* microseconds */
   uint64_t misses, callbacks, frames;
-  double cpu_us;  /* server + clients, per stream and callback */
-  double seconds; /* the measured window */
+  double cpu_us;       /* server + clients, per stream and callback */
+  double slowest_fps;  /* frames per second of the slowest stream */
+  double seconds;      /* the measured window */
 };
 
-#define BENCH_PULSE_CASES 3
+/* Streams per PulseAudio case, and the cases: at the minimum latency and
+ * at 256 frames, synchronous and buffered. */
+#define BENCH_PULSE_COUNTS 3
+#define BENCH_PULSE_CASES (2 * BENCH_PULSE_COUNTS * 2)
+/* The one-client case (32 streams of 256 frames in one process) and the
+ * loaded one (8 streams, every CPU busy, no real-time threads). */
+#define BENCH_PULSE_ONE_CLIENT_STREAMS 32
+#define BENCH_PULSE_LOADED_STREAMS 8
 
 struct bench_pulse {
   bool ran; /* false: no PulseAudio reachable */
   uint32_t min_latency;
   struct bench_pulse_case cases[BENCH_PULSE_CASES];
+  struct bench_pulse_case one_client[2]; /* synchronous, buffered */
+  double inprocess_slowest_fps; /* plain libcubeb in this process */
+  struct bench_pulse_case loaded[2];     /* synchronous, buffered */
 };
 
 struct bench_results {
@@ -248,6 +262,8 @@ double bench_hist_rank(const uint64_t *hist, size_t buckets, uint64_t total,
 double bench_ratio(double a, double b);
 /* A server on `backend`, or NULL (reported). */
 void *bench_server_start(const char *backend);
+/* Whether the streams of clients made from now on render ahead. */
+int bench_set_render_ahead(void *server, bool on);
 
 /* --- bench-group.c ---------------------------------------------------------
  */
@@ -317,7 +333,8 @@ int bench_run_misc(const struct bench_params *p, struct bench_results *res);
 
 /* bench-pulse.c: the PulseAudio cases, if one is reachable (else
  * out->ran stays false and it returns 0). */
-int bench_run_pulse(const struct bench_params *p, struct bench_pulse *out);
+int bench_run_pulse(const struct bench_params *p, int ncpus,
+                    struct bench_pulse *out);
 
 /* --- bench-report.c --------------------------------------------------------
  */
