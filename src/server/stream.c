@@ -297,6 +297,15 @@ static const struct aipc_virtual_split split_service = {
     .end = split_end,
 };
 
+/* Tells the client, and the statistics. Any thread, real-time safe. */
+static void
+raise_state(struct aipc_sstream *s, cubeb_state state)
+{
+  atomic_store(&s->stats->state, (int)state);
+  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
+                          (uint32_t)state);
+}
+
 static void
 state_callback(cubeb_stream *backend, void *user, cubeb_state state)
 {
@@ -308,8 +317,7 @@ state_callback(cubeb_stream *backend, void *user, cubeb_state state)
     atomic_store(&s->draining, false);
   else if (state == CUBEB_STATE_ERROR)
     atomic_store(&s->failed, true);
-  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
-                          (uint32_t)state);
+  raise_state(s, state);
   aipc_rt_leave();
 }
 
@@ -509,13 +517,6 @@ int
 aipc_sstream_usable(const struct aipc_sstream *s)
 {
   return atomic_load(&s->failed) ? -EIO : 0;
-}
-
-static void
-raise_state(struct aipc_sstream *s, cubeb_state state)
-{
-  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
-                          (uint32_t)state);
 }
 
 static int
