@@ -214,6 +214,12 @@ answer_control(void *server, int conn, const char *backend, uint32_t rate)
     close(conn);
     return;
   }
+  /* The request is read in any case: closing a socket with a message
+   * unread would reset the connection, and the peer lose our answer. */
+  struct pollfd p = {.fd = conn, .events = POLLIN};
+  ssize_t n = -1;
+  if (poll(&p, 1, 1000) == 1)
+    n = recv(conn, req, sizeof(req), MSG_DONTWAIT);
   if (cred.uid != geteuid()) {
     printf("aipc serve: refused pid %d, uid %u, on the control socket\n",
            (int)cred.pid, (unsigned)cred.uid);
@@ -225,10 +231,6 @@ answer_control(void *server, int conn, const char *backend, uint32_t rate)
     close(conn);
     return;
   }
-  struct pollfd p = {.fd = conn, .events = POLLIN};
-  ssize_t n = -1;
-  if (poll(&p, 1, 1000) == 1)
-    n = recv(conn, req, sizeof(req), MSG_DONTWAIT);
   bool json = n == 4 && memcmp(req, AIPC_CONTROL_JSON, 4) == 0;
   bool text = n == 4 && memcmp(req, AIPC_CONTROL_TEXT, 4) == 0;
   char *snapshot = NULL;
