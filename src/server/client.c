@@ -64,8 +64,8 @@ aipc_client_number(const struct aipc_client *c)
 void
 aipc_client_describe(const struct aipc_client *c, AudioIpcClientInfo *out)
 {
-  *out = (AudioIpcClientInfo){
-      .client = c->number, .pid = c->pid, .uid = c->uid};
+  *out =
+      (AudioIpcClientInfo){.client = c->number, .pid = c->pid, .uid = c->uid};
 }
 
 /* One client's share of the server's event queue: a client that makes

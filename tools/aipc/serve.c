@@ -351,8 +351,7 @@ aipc_serve_main(int argc, char **argv)
   if (!*path || strlen(path) >= room)
     return aipc_usage_error("serve", serve_usage,
                             "--listen %s: not a usable socket path (1 to "
-                            "%zu bytes, with room for " AIPC_CONTROL_SUFFIX
-                            ")",
+                            "%zu bytes, with room for " AIPC_CONTROL_SUFFIX ")",
                             path, room - 1);
   memcpy(addr.sun_path, path, strlen(path) + 1);
   snprintf(ctl_addr.sun_path, sizeof(ctl_addr.sun_path), "%s%s", path,

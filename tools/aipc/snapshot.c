@@ -19,8 +19,8 @@ struct snapshot {
 
 /* Calls `get` until the buffer holds everything; 0 or -errno. */
 static int
-fill(void *server, int (*get)(void *, void *, size_t), size_t size,
-     void **buf, size_t *count)
+fill(void *server, int (*get)(void *, void *, size_t), size_t size, void **buf,
+     size_t *count)
 {
   size_t cap = 16;
   for (;;) {
@@ -177,13 +177,15 @@ static void
 render_text(FILE *f, const struct snapshot *snap, const char *backend,
             uint32_t rate)
 {
-  fprintf(f, "aipc serve (pid %d): backend %s, %u Hz; %zu client%s, %zu "
-             "stream%s\n\n",
+  fprintf(f,
+          "aipc serve (pid %d): backend %s, %u Hz; %zu client%s, %zu "
+          "stream%s\n\n",
           (int)getpid(), backend, rate, snap->nclients,
           snap->nclients == 1 ? "" : "s", snap->nstreams,
           snap->nstreams == 1 ? "" : "s");
-  fprintf(f, "%6s %7s %6s  %6s  %-6s %6s %5s %-6s %7s  %-8s %10s %7s %7s "
-             "%7s\n",
+  fprintf(f,
+          "%6s %7s %6s  %6s  %-6s %6s %5s %-6s %7s  %-8s %10s %7s %7s "
+          "%7s\n",
           "CLIENT", "PID", "UID", "STREAM", "DIR", "RATE", "CH", "FORMAT",
           "LATENCY", "STATE", "CALLBACKS", "MISSES", "P50(us)", "P99(us)");
   for (size_t i = 0; i < snap->nclients; i++) {
@@ -214,8 +216,8 @@ aipc_snapshot_render(void *server, const char *backend, uint32_t rate,
   int r = fill(server, get_clients, sizeof(*snap.clients),
                (void **)&snap.clients, &snap.nclients);
   if (r == 0)
-    r = fill(server, get_streams, sizeof(*snap.streams),
-             (void **)&snap.streams, &snap.nstreams);
+    r = fill(server, get_streams, sizeof(*snap.streams), (void **)&snap.streams,
+             &snap.nstreams);
   FILE *f = r == 0 ? open_memstream(out, len) : NULL;
   if (r == 0 && !f)
     r = -errno;

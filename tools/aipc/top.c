@@ -113,8 +113,8 @@ aipc_top_main(int argc, char **argv)
   if (!path)
     return aipc_usage_error("top", top_usage, "--connect PATH is needed");
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (!*path || strlen(path) + strlen(AIPC_CONTROL_SUFFIX) >=
-                    sizeof(addr.sun_path))
+  if (!*path ||
+      strlen(path) + strlen(AIPC_CONTROL_SUFFIX) >= sizeof(addr.sun_path))
     return aipc_usage_error("top", top_usage,
                             "--connect %s: not a socket path aipc serve "
                             "could listen on",
