@@ -31,26 +31,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-result() {
-  if [ "$1" -eq 0 ]; then
-    echo "PASS: $2"
-    passed=$((passed + 1))
-  else
-    echo "FAIL: $2"
-    failed=$((failed + 1))
-  fi
-}
+# shellcheck source=../checks.sh
+. "$(dirname "$0")/../checks.sh"
 # expect NAME COMMAND...: passes if COMMAND succeeds.
 expect() {
   local name=$1
   shift
   "$@"
   result $? "$name"
-}
-indent() {
-  sed 's/^/    | /' "$1"
 }
 
 # --- The server and a client that plays ---------------------------------------
@@ -143,27 +131,25 @@ result $? "top (no --once) refreshes: the next snapshot has more callbacks"
 
 # --- Nobody else may ask ------------------------------------------------------
 
-if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
-  as_nobody() {
-    setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
-  }
-  as_nobody "$aipc" top --connect "$sock" --once >"$dir/nobody.out" \
-    2>"$dir/nobody.err"
-  status=$?
+# nobody_asks WHAT WANTED: passes if top, run as nobody, fails (status 1),
+# prints nothing on stdout and says WANTED on stderr.
+nobody_asks() {
+  setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$aipc" top --connect "$sock" --once >"$dir/nobody.out" 2>"$dir/nobody.err"
+  local status=$?
   indent "$dir/nobody.err"
-  expect "another uid (nobody) cannot connect to the control socket (its mode)" \
-    eval '[ "$status" -eq 1 ] && [ ! -s "$dir/nobody.out" ] &&
-      grep -q "Permission denied" "$dir/nobody.err"'
+  [ "$status" -eq 1 ] && [ ! -s "$dir/nobody.out" ] &&
+    grep -q "$2" "$dir/nobody.err"
+  result $? "$1"
+}
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+  nobody_asks "another uid (nobody) cannot connect to the control socket (its mode)" \
+    "Permission denied"
   # With the mode opened up by the owner, the server's own uid check
   # still refuses.
   chmod 666 "$sock.ctl"
-  as_nobody "$aipc" top --connect "$sock" --once --json >"$dir/nobody.out" \
-    2>"$dir/nobody.err"
-  status=$?
-  indent "$dir/nobody.err"
-  expect "another uid on a control socket opened to all is refused by its peer uid check" \
-    eval '[ "$status" -eq 1 ] && [ ! -s "$dir/nobody.out" ] &&
-      grep -q "refused: uid $(id -u nobody) may not see" "$dir/nobody.err"'
+  nobody_asks "another uid on a control socket opened to all is refused by its peer uid check" \
+    "refused: uid $(id -u nobody) may not see"
   chmod 600 "$sock.ctl"
 else
   echo "SKIP: the checks of another uid need root and setpriv"

@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 
-#include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,22 +30,39 @@ hear(int fd)
   return c;
 }
 
+/* What the client saw of its stream, to set against the server's
+ * account. */
+struct seen {
+  atomic_uint_fast64_t frames; /* produced by the data callback */
+  atomic_int state;            /* the last state callback's */
+};
+
 static long
-silence_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+count_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
 {
   (void)stm;
   (void)in;
-  (void)user;
+  struct seen *seen = user;
   memset(out, 0, (size_t)n * 2 * sizeof(float));
+  atomic_fetch_add(&seen->frames, (uint64_t)n);
   return n;
 }
 
 static void
-ignore_state(cubeb_stream *stm, void *user, cubeb_state state)
+note_state(cubeb_stream *stm, void *user, cubeb_state state)
 {
   (void)stm;
-  (void)user;
-  (void)state;
+  struct seen *seen = user;
+  atomic_store(&seen->state, (int)state);
+}
+
+/* Tells the test how many frames the callback produced, once the
+ * stream has stopped. */
+static void
+say_frames(int fd, struct seen *seen)
+{
+  uint64_t frames = atomic_load(&seen->frames);
+  CHECK_INT(write(fd, &frames, sizeof(frames)), ==, sizeof(frames));
 }
 
 /* A duplex stream, mono in and stereo out, made, started, stopped and
@@ -55,8 +72,9 @@ E2E_CLIENT(step_through_states)
   int fd = arg;
   cubeb_stream_params in = E2E_MONO_IN, out = E2E_STEREO_OUT;
   cubeb_stream *stm;
+  struct seen seen = {.state = -1};
   CHECK_INT(cubeb_stream_init(ctx, &stm, "steps", NULL, &in, NULL, &out, 256,
-                              silence_cb, ignore_state, NULL),
+                              count_cb, note_state, &seen),
             ==, CUBEB_OK);
   say(fd, STEP_MADE);
   hear(fd);
@@ -64,7 +82,11 @@ E2E_CLIENT(step_through_states)
   say(fd, STEP_STARTED);
   hear(fd);
   CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  /* The client's last state is the one the server shows. */
+  while (atomic_load(&seen.state) != CUBEB_STATE_STOPPED)
+    usleep(1000);
   say(fd, STEP_STOPPED);
+  say_frames(fd, &seen);
   hear(fd);
   cubeb_stream_destroy(stm);
   close(fd);
@@ -139,8 +161,15 @@ TEST(server_info_follows_a_stream_through_its_states)
   say(sv[0], 'n');
 
   CHECK_INT(hear(sv[0]), ==, STEP_STOPPED);
+  uint64_t frames = 0;
+  CHECK_INT(read(sv[0], &frames, sizeof(frames)), ==, sizeof(frames));
   s = stream_in_state(e.server, c.client, CUBEB_STATE_STOPPED);
-  CHECK(s.stats.frames > 0);
+  /* The same frames, but for what went by around the stop: a request
+   * the client's thread answered with silence once stopping, or one
+   * answered late (a request is at most 512 frames here). */
+  CHECK(frames > 0);
+  CHECK_INT(s.stats.frames, <=, frames + 2 * 512);
+  CHECK_INT(s.stats.frames + 2 * 512, >=, frames);
   say(sv[0], 'n');
 
   test_wait_ok(pid);
@@ -172,8 +201,9 @@ E2E_CLIENT(hold_a_stream)
   int fd = arg;
   cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream *stm;
+  struct seen seen = {.state = -1};
   CHECK_INT(cubeb_stream_init(ctx, &stm, "held", NULL, NULL, NULL, &out, 512,
-                              silence_cb, ignore_state, NULL),
+                              count_cb, note_state, &seen),
             ==, CUBEB_OK);
   say(fd, STEP_MADE);
   hear(fd);

@@ -13,17 +13,8 @@ src=$2
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
-passed=0
-failed=0
-result() {
-  if [ "$1" -eq 0 ]; then
-    echo "PASS: $2"
-    passed=$((passed + 1))
-  else
-    echo "FAIL: $2"
-    failed=$((failed + 1))
-  fi
-}
+# shellcheck source=../checks.sh
+. "$(dirname "$0")/../checks.sh"
 
 meson install -C "$build" --destdir "$root" --quiet
 prefix=$root$(meson introspect --buildoptions "$build" |
@@ -60,7 +51,7 @@ result $? "the man page is installed as share/man/man1/aipc.1"
 result $? "the completion is installed as share/bash-completion/completions/aipc"
 
 warnings=$(groff -man -ww -z "$man1" 2>&1)
-[ -z "$warnings" ] || echo "$warnings" | sed 's/^/    | /'
+[ -z "$warnings" ] || indent <<<"$warnings"
 [ -z "$warnings" ]
 result $? "groff -man -ww -z renders the man page without a warning"
 MANWIDTH=80 man -l "$man1" >"$root/man.txt" 2>"$root/man.err"
