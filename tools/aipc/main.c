@@ -53,8 +53,8 @@ usage(FILE *f)
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fputs("\nOptions:\n"
-        "  --version  show the version\n"
-        "  -h, --help show this help\n"
+        "  --version   show the version\n"
+        "  -h, --help  show this help\n"
         "\nRun \"aipc COMMAND --help\" for a command's options; \"man aipc\" "
         "for all.\n",
         f);
