@@ -196,6 +196,7 @@ indent "$dir/client-ask.out"
 
 wait "$play_pid"
 status=$?
+played_pid=$play_pid
 play_pid=
 indent "$dir/play.out"
 expect "play exits 0" [ "$status" -eq 0 ]
@@ -231,6 +232,12 @@ indent "$dir/serve.out"
 expect "serve exits 0 on SIGTERM" [ "$status" -eq 0 ]
 expect "serve removed both sockets" \
   eval '[ ! -e "$sock" ] && [ ! -e "$sock.ctl" ]'
+number=$(python3 -c 'import json, sys
+snap = json.load(open(sys.argv[1]))
+print(next(c["client"] for c in snap["clients"] if c["pid"] == int(sys.argv[2])))' \
+  "$dir/top.json" "$played_pid")
+expect "serve's log names the client by the number top shows ($number)" \
+  grep -q "^aipc serve: client $number connected: pid $played_pid," "$dir/serve.out"
 if [ "$(id -u)" -eq 0 ]; then
   expect "serve logged the refused uid" \
     grep -q "refused pid [0-9]*, uid $(id -u nobody), on the control socket" \

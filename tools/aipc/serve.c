@@ -251,9 +251,31 @@ answer_control(void *server, int conn, const char *backend, uint32_t rate)
   close(conn);
 }
 
+/* The server's number for the connection just made for `pid` (its
+ * newest: this thread makes them all), as "aipc top" shows it; 0 if it
+ * has gone already. */
+static unsigned
+client_number(void *server, pid_t pid)
+{
+  /* Clients are listed oldest first; the new one is among the last. */
+  int n = audioipc_server_get_clients(server, NULL, 0);
+  AudioIpcClientInfo *clients =
+      n > 0 ? calloc((size_t)n, sizeof(*clients)) : NULL;
+  if (clients) {
+    int now = audioipc_server_get_clients(server, clients, (size_t)n);
+    n = now < n ? now : n;
+  }
+  unsigned number = 0;
+  for (int i = 0; clients && i < n; i++)
+    if (clients[i].pid == pid && clients[i].client > number)
+      number = clients[i].client;
+  free(clients);
+  return number;
+}
+
 /* Serves one accepted connection (taken). */
 static void
-serve_one(void *server, int conn, unsigned number)
+serve_one(void *server, int conn)
 {
   struct ucred cred;
   socklen_t len = sizeof(cred);
@@ -271,6 +293,7 @@ serve_one(void *server, int conn, unsigned number)
     close(conn);
     return;
   }
+  unsigned number = client_number(server, cred.pid);
   int r = aipc_send_fd(conn, fd);
   close(fd);
   close(conn);
@@ -447,7 +470,8 @@ aipc_serve_main(int argc, char **argv)
         printf("aipc serve: out of fds: refused %u connections\n", refused);
         refused = 0;
       }
-      serve_one(b.server, conn, ++clients);
+      clients++;
+      serve_one(b.server, conn);
     }
   }
 
