@@ -11,6 +11,7 @@ packages=(
   pulseaudio pulseaudio-utils libasound2-plugins
   dbus-bin dbus-daemon rtkit
   valgrind
+  groff-base man-db python3
 )
 
 missing=()

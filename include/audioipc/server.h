@@ -267,6 +267,52 @@ AUDIOIPC_EXPORT int audioipc_server_get_stream_stats(void *server,
                                                      AudioIpcStreamStats *stats,
                                                      size_t max);
 
+/* One client connection, as the server sees it. */
+typedef struct {
+  unsigned client; /* the client's number (AudioIpcStreamStats.client) */
+  pid_t pid;       /* as given to audioipc_server_new_client_for_pid, or 0 */
+  /* That process's effective uid when the connection was made, or
+   * (uid_t)-1 for a connection made without a pid. */
+  uid_t uid;
+} AudioIpcClientInfo;
+
+/*
+ * Copies what the server knows of its connected clients, oldest first,
+ * into `clients` (at most `max` entries). Returns the number of clients
+ * (which may exceed `max`), or -1 if `server` is NULL. Any thread but the
+ * backend's audio callbacks. Nothing a client sends can ask for this: it
+ * is for the embedder, who decides who else may see it.
+ */
+AUDIOIPC_EXPORT int audioipc_server_get_clients(void *server,
+                                                AudioIpcClientInfo *clients,
+                                                size_t max);
+
+/* A live stream: what it is and how it fares. */
+typedef struct {
+  /* Its client, id and counters, as audioipc_server_get_stream_stats
+   * gives them. */
+  AudioIpcStreamStats stats;
+  uint32_t input_channels;  /* 0: the stream has no input */
+  uint32_t output_channels; /* 0: the stream has no output */
+  uint32_t rate;            /* Hz */
+  uint32_t format;          /* a cubeb_sample_format */
+  uint32_t latency_frames;  /* as the server asked the backend */
+  /* The last cubeb_state reported to the client (CUBEB_STATE_STARTED,
+   * _STOPPED, _DRAINED, _ERROR), or -1 before the first. */
+  int state;
+} AudioIpcStreamInfo;
+
+/*
+ * Copies the server's live streams (those not yet destroyed), newest
+ * first, into `streams` (at most `max` entries). Returns the number of
+ * live streams (which may exceed `max`), or -1 if `server` is NULL. Any
+ * thread but the backend's audio callbacks; like
+ * audioipc_server_get_clients, for the embedder only.
+ */
+AUDIOIPC_EXPORT int audioipc_server_get_streams(void *server,
+                                                AudioIpcStreamInfo *streams,
+                                                size_t max);
+
 /*
  * Test hooks for the virtual device: make every virtual-device context in
  * this process report a device change (to each stream that registered a

@@ -28,6 +28,7 @@ struct aipc_client {
   pthread_t thread;
   unsigned number;
   pid_t pid;
+  uid_t uid; /* that process's, or (uid_t)-1 */
   int pidfd; /* the process the embedder vouched for, or -1 */
   size_t shm_area_size;
   struct aipc_limits limits;    /* the server's when we were made */
@@ -59,6 +60,13 @@ unsigned
 aipc_client_number(const struct aipc_client *c)
 {
   return c->number;
+}
+
+void
+aipc_client_describe(const struct aipc_client *c, AudioIpcClientInfo *out)
+{
+  *out =
+      (AudioIpcClientInfo){.client = c->number, .pid = c->pid, .uid = c->uid};
 }
 
 /* One client's share of the server's event queue: a client that makes
@@ -385,7 +393,13 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
   if (id == 0)
     id = ++c->next_stream_id;
   p.registry = aipc_server_stats(c->server);
-  p.stats = aipc_stats_new(p.registry, c->number, c->pid, id);
+  struct aipc_stream_shape shape = {
+      .in_channels = q->has_input ? in.channels : 0,
+      .out_channels = q->has_output ? out.channels : 0,
+      .rate = rate,
+      .format = q->has_output ? out.format : in.format,
+      .latency_frames = latency};
+  p.stats = aipc_stats_new(p.registry, c->number, c->pid, id, &shape);
   struct aipc_sstream *s;
   r = p.stats ? aipc_sstream_new(c, c->ctx, id, &p, &s) : -ENOMEM;
   cubeb_device_collection_destroy(c->ctx, &hold);
@@ -759,6 +773,7 @@ aipc_client_new(struct aipc_server *server, struct aipc_loop *loop, int fd,
   c->loop = loop;
   c->number = number;
   c->pid = pid;
+  c->uid = pidfd >= 0 ? aipc_process_uid(pid, pidfd) : (uid_t)-1;
   c->shm_area_size = shm_area_size;
   c->limits = *l;
   int r = aipc_account_open(aipc_server_accounts(server), pidfd >= 0 ? pid : 0,

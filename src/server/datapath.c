@@ -410,7 +410,14 @@ aipc_sstream_state_callback(cubeb_stream *backend, void *user,
     atomic_store(&s->draining, false);
   else if (state == CUBEB_STATE_ERROR)
     atomic_store(&s->failed, true);
+  aipc_sstream_raise_state(s, state);
+  aipc_rt_leave();
+}
+
+void
+aipc_sstream_raise_state(struct aipc_sstream *s, cubeb_state state)
+{
+  atomic_store(&s->stats->state, (int)state);
   aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
                           (uint32_t)state);
-  aipc_rt_leave();
 }

@@ -58,6 +58,25 @@ process_alive(int pidfd)
   return poll(&p, 1, 0) == 0;
 }
 
+uid_t
+aipc_process_uid(pid_t pid, int pidfd)
+{
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return (uid_t)-1;
+  unsigned long real, effective;
+  bool found = false;
+  while (!found && fgets(line, sizeof(line), f))
+    found = sscanf(line, "Uid: %lu %lu", &real, &effective) == 2;
+  fclose(f);
+  /* Read before this check, the file was the process's own. */
+  if (!found || !process_alive(pidfd))
+    return (uid_t)-1;
+  return (uid_t)effective;
+}
+
 bool
 aipc_thread_of(pid_t pid, pid_t tid)
 {

@@ -101,11 +101,19 @@ struct aipc_sstream;
 /* Wait times are counted per microsecond up to this, then in one bucket. */
 #define AIPC_WAIT_BUCKETS 4096
 
+/* What a stream is, fixed when it is made. */
+struct aipc_stream_shape {
+  uint32_t in_channels, out_channels; /* 0: no such direction */
+  uint32_t rate, format, latency_frames;
+};
+
 /* Counters of one stream. The audio thread only adds to them. */
 struct aipc_stream_stats {
   unsigned client;
   pid_t pid;
   uint32_t stream;
+  struct aipc_stream_shape shape;
+  atomic_int state;      /* the last cubeb_state told the client, or -1 */
   atomic_uint shm_bytes; /* set once the region exists */
   atomic_uint_fast64_t callbacks, frames, misses, sleeps;
   atomic_uint wait_max_us;
@@ -118,7 +126,8 @@ int aipc_stats_registry_new(struct aipc_stats_registry **out);
 void aipc_stats_registry_destroy(struct aipc_stats_registry *registry);
 struct aipc_stream_stats *aipc_stats_new(struct aipc_stats_registry *registry,
                                          unsigned client, pid_t pid,
-                                         uint32_t stream);
+                                         uint32_t stream,
+                                         const struct aipc_stream_shape *shape);
 /* The stream is gone: keep its numbers among the recently retired. */
 void aipc_stats_retire(struct aipc_stats_registry *registry,
                        struct aipc_stream_stats *stats);
@@ -129,6 +138,9 @@ void aipc_stats_discard(struct aipc_stats_registry *registry,
  * how many there are. */
 int aipc_stats_export(struct aipc_stats_registry *registry,
                       AudioIpcStreamStats *out, size_t max);
+/* The same, with what each stream is, for the live ones only. */
+int aipc_stats_export_live(struct aipc_stats_registry *registry,
+                           AudioIpcStreamInfo *out, size_t max);
 
 /* --- server.c ---------------------------------------------------------- */
 
@@ -174,6 +186,10 @@ bool aipc_event_queue_push(struct aipc_event_queue *queue, unsigned client,
 
 /* A pidfd for `pid`, or -1 (errno set). */
 int aipc_pidfd_open(pid_t pid);
+/* The effective uid of process `pid`, read while its pidfd `pidfd`
+ * (borrowed) shows it alive, so that a recycled pid cannot answer for
+ * it; or (uid_t)-1. */
+uid_t aipc_process_uid(pid_t pid, int pidfd);
 /* True if `tid` is a thread of process `pid`. */
 bool aipc_thread_of(pid_t pid, pid_t tid);
 /* The server's way to RTKit: a system bus connection, made on first use
@@ -216,6 +232,9 @@ void aipc_client_raise_event(struct aipc_client *client, uint16_t opcode,
                              uint32_t a, uint32_t b);
 /* The client's number (AudioIpcStreamStats.client). Any thread. */
 unsigned aipc_client_number(const struct aipc_client *client);
+/* Its number, pid and uid, fixed when it was made. Any thread. */
+void aipc_client_describe(const struct aipc_client *client,
+                          AudioIpcClientInfo *out);
 /* Loop thread: sends an event raised so. */
 void aipc_client_deliver_event(struct aipc_client *client, uint16_t opcode,
                                uint32_t a, uint32_t b);

@@ -479,6 +479,31 @@ audioipc_server_get_stream_stats(void *handle, AudioIpcStreamStats *stats,
   return aipc_stats_export(server->stats, stats, max);
 }
 
+int
+audioipc_server_get_streams(void *handle, AudioIpcStreamInfo *streams,
+                            size_t max)
+{
+  struct aipc_server *server = handle;
+  if (!server)
+    return -1;
+  return aipc_stats_export_live(server->stats, streams, max);
+}
+
+int
+audioipc_server_get_clients(void *handle, AudioIpcClientInfo *clients,
+                            size_t max)
+{
+  struct aipc_server *server = handle;
+  if (!server)
+    return -1;
+  pthread_mutex_lock(&server->lock);
+  size_t n = server->nclients;
+  for (size_t i = 0; i < n && i < max; i++)
+    aipc_client_describe(server->clients[i], &clients[i]);
+  pthread_mutex_unlock(&server->lock);
+  return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
 static void
 server_free(struct aipc_server *server)
 {

@@ -67,6 +67,9 @@ long aipc_sstream_data_callback(cubeb_stream *backend, void *user,
                                 long nframes);
 void aipc_sstream_state_callback(cubeb_stream *backend, void *user,
                                  cubeb_state state);
+/* Tells the client, and the statistics, of a state. Any thread,
+ * real-time safe. */
+void aipc_sstream_raise_state(struct aipc_sstream *stream, cubeb_state state);
 /* Wakes a buffered stream's client to fill (or drain) its ring. */
 void aipc_sstream_poke(struct aipc_sstream *stream);
 /* The virtual device's split-phase service of the same (virtual.h). */

@@ -57,7 +57,7 @@ aipc_stats_registry_destroy(struct aipc_stats_registry *r)
 
 struct aipc_stream_stats *
 aipc_stats_new(struct aipc_stats_registry *r, unsigned client, pid_t pid,
-               uint32_t stream)
+               uint32_t stream, const struct aipc_stream_shape *shape)
 {
   struct aipc_stream_stats *s = calloc(1, sizeof(*s));
   if (!s)
@@ -65,6 +65,8 @@ aipc_stats_new(struct aipc_stats_registry *r, unsigned client, pid_t pid,
   s->client = client;
   s->pid = pid;
   s->stream = stream;
+  s->shape = *shape;
+  atomic_init(&s->state, -1);
   pthread_mutex_lock(&r->lock);
   s->next = r->live;
   r->live = s;
@@ -166,6 +168,28 @@ aipc_stats_export(struct aipc_stats_registry *r, AudioIpcStreamStats *out,
          s = s->next, n++)
       if (n < max)
         export_one(s, pass == 0, &out[n]);
+  }
+  pthread_mutex_unlock(&r->lock);
+  return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+int
+aipc_stats_export_live(struct aipc_stats_registry *r, AudioIpcStreamInfo *out,
+                       size_t max)
+{
+  size_t n = 0;
+  pthread_mutex_lock(&r->lock);
+  for (const struct aipc_stream_stats *s = r->live; s; s = s->next, n++) {
+    if (n >= max)
+      continue;
+    AudioIpcStreamInfo *o = &out[n];
+    export_one(s, true, &o->stats);
+    o->input_channels = s->shape.in_channels;
+    o->output_channels = s->shape.out_channels;
+    o->rate = s->shape.rate;
+    o->format = s->shape.format;
+    o->latency_frames = s->shape.latency_frames;
+    o->state = atomic_load(&s->state);
   }
   pthread_mutex_unlock(&r->lock);
   return n > INT32_MAX ? INT32_MAX : (int)n;

@@ -308,13 +308,6 @@ aipc_sstream_usable(const struct aipc_sstream *s)
   return atomic_load(&s->failed) ? -EIO : 0;
 }
 
-static void
-raise_state(struct aipc_sstream *s, cubeb_state state)
-{
-  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
-                          (uint32_t)state);
-}
-
 static int
 backend_stop(struct aipc_sstream *s)
 {
@@ -360,7 +353,7 @@ aipc_sstream_stop(struct aipc_sstream *s)
   if (atomic_load(&s->failed))
     return 0;
   if (!s->started) {
-    raise_state(s, CUBEB_STATE_STOPPED);
+    aipc_sstream_raise_state(s, CUBEB_STATE_STOPPED);
     return 0;
   }
   return backend_stop(s);

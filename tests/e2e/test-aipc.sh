@@ -207,11 +207,17 @@ usage_test() {
     # shellcheck disable=SC2086 # split on purpose
     "$aipc" $args >"$dir/usage.out" 2>"$dir/usage.err"
     status=$?
-    check "'aipc $args' exits 2 with a usage message on stderr" \
-      eval '[ "$status" -eq 2 ] && grep -q "usage: aipc" "$dir/usage.err" &&
-        [ ! -s "$dir/usage.out" ]'
+    # The one wrong thing, and where to read more: two lines.
+    check "'aipc $args' exits 2 naming the error and pointing to --help" \
+      eval '[ "$status" -eq 2 ] && [ ! -s "$dir/usage.out" ] &&
+        [ "$(wc -l <"$dir/usage.err")" -eq 2 ] &&
+        grep -qx "see aipc\( [a-z]*\)\? --help" "$dir/usage.err"'
   done
-  for args in demo serve play record devices info; do
+  "$aipc" --version >"$dir/version.out" 2>&1
+  status=$?
+  check "'aipc --version' prints the project's version" \
+    eval '[ "$status" -eq 0 ] && grep -qx "aipc [0-9]*\.[0-9]*\.[0-9]*" "$dir/version.out"'
+  for args in demo serve top play record devices info; do
     "$aipc" "$args" --help >"$dir/help.out" 2>&1
     status=$?
     check "'aipc $args --help' exits 0 with its usage" \

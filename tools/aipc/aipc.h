@@ -46,8 +46,8 @@ extern char **aipc_argv;
 
 /* --- util.c --------------------------------------------------------------- */
 
-/* Prints "aipc CMD: MESSAGE" and then `usage` to stderr; returns
- * AIPC_EXIT_USAGE. */
+/* Prints "aipc CMD: MESSAGE" and "see aipc CMD --help" to stderr (not
+ * `usage`, which --help prints); returns AIPC_EXIT_USAGE. */
 int aipc_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -166,6 +166,28 @@ int aipc_run_client(const char *cmd, const char *connect_path,
                     const char *backend, const char *virtual_default,
                     aipc_client_fn fn, void *data);
 
+/* --- snapshot.c and the control socket -------------------------------- */
+
+/*
+ * "aipc serve --listen PATH" answers "aipc top" on a second socket,
+ * PATH.ctl (SOCK_SEQPACKET, mode 0600, and only for a peer of the
+ * server's own uid): one request, AIPC_CONTROL_TEXT or AIPC_CONTROL_JSON,
+ * gets one message, the snapshot, or a message that begins with
+ * AIPC_CONTROL_ERROR; then the server closes the connection. The audio
+ * clients' connections have no such request.
+ */
+#define AIPC_CONTROL_SUFFIX ".ctl"
+#define AIPC_CONTROL_TEXT "text"
+#define AIPC_CONTROL_JSON "json"
+#define AIPC_CONTROL_ERROR "error: "
+
+/* Renders what `server` holds, its clients and their streams, as a table
+ * or as one line of JSON, with `backend` (a description) and `rate` in
+ * its heading, into a new string (*out, *len bytes; the caller frees it).
+ * 0 or -errno. */
+int aipc_snapshot_render(void *server, const char *backend, uint32_t rate,
+                         bool json, char **out, size_t *len);
+
 /* --- sandbox.c ------------------------------------------------------------ */
 
 /*
@@ -201,5 +223,6 @@ int aipc_devices_main(int argc, char **argv);
 int aipc_info_main(int argc, char **argv);
 int aipc_bench_main(int argc, char **argv);
 int aipc_bench_client_main(int argc, char **argv);
+int aipc_top_main(int argc, char **argv);
 
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 #include "aipc.h"
 
+#include "aipc-config.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ static const struct command commands[] = {
     {"demo", aipc_demo_main,
      "run a server and sandboxed clients that each play a tone"},
     {"serve", aipc_serve_main, "serve clients on a Unix socket"},
+    {"top", aipc_top_main, "show a running server's clients and streams"},
     {"play", aipc_play_main, "play a WAV file or a tone"},
     {"record", aipc_record_main, "record the default input to a WAV file"},
     {"devices", aipc_devices_main, "list the backend's devices"},
@@ -49,7 +52,12 @@ usage(FILE *f)
         f);
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fputs("\nRun \"aipc COMMAND --help\" for a command's options.\n", f);
+  fputs("\nOptions:\n"
+        "  --version   show the version\n"
+        "  -h, --help  show this help\n"
+        "\nRun \"aipc COMMAND --help\" for a command's options; \"man aipc\" "
+        "for all.\n",
+        f);
 }
 
 static int
@@ -58,8 +66,8 @@ dispatch(const struct command *table, size_t n, int argc, char **argv)
   for (size_t i = 0; i < n; i++)
     if (strcmp(table[i].name, argv[0]) == 0)
       return table[i].main(argc, argv);
-  fprintf(stderr, "aipc: unknown command \"%s\"\n\n", argv[0]);
-  usage(stderr);
+  fprintf(stderr, "aipc: unknown %s %s\nsee aipc --help\n",
+          argv[0][0] == '-' ? "option" : "command", argv[0]);
   return AIPC_EXIT_USAGE;
 }
 
@@ -74,13 +82,17 @@ main(int argc, char **argv)
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   if (argc < 2) {
-    usage(stderr);
+    fputs("aipc: no command given\nsee aipc --help\n", stderr);
     return AIPC_EXIT_USAGE;
   }
   const char *first = argv[1];
   if (strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0 ||
       strcmp(first, "help") == 0) {
     usage(stdout);
+    return AIPC_EXIT_OK;
+  }
+  if (strcmp(first, "--version") == 0) {
+    printf("aipc %s\n", AIPC_VERSION_STRING);
     return AIPC_EXIT_OK;
   }
   if (strcmp(first, AIPC_CHILD_COMMAND) == 0) {

@@ -3,6 +3,8 @@
  * aipc serve: a standalone server. Each process that connects to the
  * listening socket gets one client connection, made for its pid and sent
  * back with SCM_RIGHTS; then the listening side's socket is closed.
+ * A second socket, PATH.ctl, answers "aipc top" for the server's owner
+ * (aipc.h, "the control socket").
  */
 #include "aipc.h"
 
@@ -26,8 +28,9 @@ static const char serve_usage[] =
     "Runs a server on a Unix socket (SOCK_SEQPACKET, mode 0600). A process "
     "that\nconnects there receives one client connection (an fd, with "
     "SCM_RIGHTS) to\npass to audioipc_client_init, as \"aipc play --connect "
-    "PATH\" does. Stops\ncleanly on SIGINT or SIGTERM and removes the "
-    "socket.\n"
+    "PATH\" does. A second\nsocket, PATH.ctl (mode 0600, and only for this "
+    "user), tells \"aipc top\" the\nclients and their streams. Stops "
+    "cleanly on SIGINT or SIGTERM and removes\nboth sockets.\n"
     "\n"
     "Options:\n"
     "  --listen PATH    the socket's path; a stale socket there is "
@@ -194,9 +197,85 @@ client_for_peer(void *server, int conn, pid_t pid)
   return fd;
 }
 
+/*
+ * Answers one request on the control socket (conn, taken). The socket's
+ * mode keeps out every other user but root; the peer's uid must also be
+ * the server's, so root's processes are refused too unless the server is
+ * root's. A slow peer holds the server's accept loop for at most a
+ * second, and only the owner can be one.
+ */
+static void
+answer_control(void *server, int conn, const char *backend, uint32_t rate)
+{
+  char req[16], reply[256];
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    close(conn);
+    return;
+  }
+  /* The request is read in any case: closing a socket with a message
+   * unread would reset the connection, and the peer lose our answer. */
+  struct pollfd p = {.fd = conn, .events = POLLIN};
+  ssize_t n = -1;
+  if (poll(&p, 1, 1000) == 1)
+    n = recv(conn, req, sizeof(req), MSG_DONTWAIT);
+  if (cred.uid != geteuid()) {
+    printf("aipc serve: refused pid %d, uid %u, on the control socket\n",
+           (int)cred.pid, (unsigned)cred.uid);
+    snprintf(reply, sizeof(reply),
+             AIPC_CONTROL_ERROR "uid %u may not see this server's clients: it "
+                                "serves uid %u",
+             (unsigned)cred.uid, (unsigned)geteuid());
+    send(conn, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(conn);
+    return;
+  }
+  bool json = n == 4 && memcmp(req, AIPC_CONTROL_JSON, 4) == 0;
+  bool text = n == 4 && memcmp(req, AIPC_CONTROL_TEXT, 4) == 0;
+  char *snapshot = NULL;
+  size_t size = 0;
+  int r = -EINVAL;
+  if (json || text)
+    r = aipc_snapshot_render(server, backend, rate, json, &snapshot, &size);
+  if (r == 0 && send(conn, snapshot, size, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+    r = -errno;
+  if (r < 0) {
+    snprintf(reply, sizeof(reply), AIPC_CONTROL_ERROR "%s",
+             json || text ? strerror(-r)
+                          : "unknown request (\"" AIPC_CONTROL_TEXT
+                            "\" or \"" AIPC_CONTROL_JSON "\")");
+    send(conn, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  free(snapshot);
+  close(conn);
+}
+
+/* The server's number for the connection just made for `pid` (its
+ * newest: this thread makes them all), as "aipc top" shows it; 0 if it
+ * has gone already. */
+static unsigned
+client_number(void *server, pid_t pid)
+{
+  /* Clients are listed oldest first; the new one is among the last. */
+  int n = audioipc_server_get_clients(server, NULL, 0);
+  AudioIpcClientInfo *clients =
+      n > 0 ? calloc((size_t)n, sizeof(*clients)) : NULL;
+  if (clients) {
+    int now = audioipc_server_get_clients(server, clients, (size_t)n);
+    n = now < n ? now : n;
+  }
+  unsigned number = 0;
+  for (int i = 0; clients && i < n; i++)
+    if (clients[i].pid == pid && clients[i].client > number)
+      number = clients[i].client;
+  free(clients);
+  return number;
+}
+
 /* Serves one accepted connection (taken). */
 static void
-serve_one(void *server, int conn, unsigned number)
+serve_one(void *server, int conn)
 {
   struct ucred cred;
   socklen_t len = sizeof(cred);
@@ -214,6 +293,7 @@ serve_one(void *server, int conn, unsigned number)
     close(conn);
     return;
   }
+  unsigned number = client_number(server, cred.pid);
   int r = aipc_send_fd(conn, fd);
   close(fd);
   close(conn);
@@ -289,12 +369,16 @@ aipc_serve_main(int argc, char **argv)
   if (!path)
     return aipc_usage_error("serve", serve_usage, "--listen PATH is needed");
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (!*path || strlen(path) >= sizeof(addr.sun_path))
+  struct sockaddr_un ctl_addr = {.sun_family = AF_UNIX};
+  size_t room = sizeof(addr.sun_path) - strlen(AIPC_CONTROL_SUFFIX);
+  if (!*path || strlen(path) >= room)
     return aipc_usage_error("serve", serve_usage,
                             "--listen %s: not a usable socket path (1 to "
-                            "%zu bytes)",
-                            path, sizeof(addr.sun_path) - 1);
+                            "%zu bytes, with room for " AIPC_CONTROL_SUFFIX ")",
+                            path, room - 1);
   memcpy(addr.sun_path, path, strlen(path) + 1);
+  snprintf(ctl_addr.sun_path, sizeof(ctl_addr.sun_path), "%s%s", path,
+           AIPC_CONTROL_SUFFIX);
 
   /* Blocked before any thread starts, so that only the signalfd sees
    * them; the server's threads inherit the mask. */
@@ -323,9 +407,14 @@ aipc_serve_main(int argc, char **argv)
    * closed, instead of leaving the listener readable forever. */
   int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   /* Last: once the socket exists, the server is ready. */
-  ino_t ino = 0;
-  int lsock = listen_on(&addr, &ino);
+  ino_t ino = 0, ctl_ino = 0;
+  int ctl = listen_on(&ctl_addr, &ctl_ino);
+  int lsock = ctl >= 0 ? listen_on(&addr, &ino) : -1;
   if (lsock < 0) {
+    if (ctl >= 0) {
+      close(ctl);
+      unlink(ctl_addr.sun_path);
+    }
     if (spare >= 0)
       close(spare);
     aipc_backend_stop(&b);
@@ -340,9 +429,10 @@ aipc_serve_main(int argc, char **argv)
   int status = AIPC_EXIT_OK;
   unsigned clients = 0, refused = 0;
   for (;;) {
-    struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN},
-                            {.fd = lsock, .events = POLLIN}};
-    if (poll(fds, 2, -1) < 0) {
+    struct pollfd fds[3] = {{.fd = sfd, .events = POLLIN},
+                            {.fd = lsock, .events = POLLIN},
+                            {.fd = ctl, .events = POLLIN}};
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR)
         continue;
       fprintf(stderr, "aipc serve: poll failed: %s\n", strerror(errno));
@@ -356,6 +446,13 @@ aipc_serve_main(int argc, char **argv)
                sigabbrev_np((int)si.ssi_signo), clients);
         break;
       }
+    }
+    if (fds[2].revents) {
+      int conn = accept4(ctl, NULL, NULL, SOCK_CLOEXEC);
+      if (conn >= 0)
+        answer_control(b.server, conn, description, b.rate);
+      else if (errno == EMFILE || errno == ENFILE)
+        refuse_one(ctl, &spare, &refused);
     }
     if (fds[1].revents) {
       int conn = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
@@ -373,7 +470,8 @@ aipc_serve_main(int argc, char **argv)
         printf("aipc serve: out of fds: refused %u connections\n", refused);
         refused = 0;
       }
-      serve_one(b.server, conn, ++clients);
+      clients++;
+      serve_one(b.server, conn);
     }
   }
 
@@ -381,11 +479,19 @@ aipc_serve_main(int argc, char **argv)
   if (spare >= 0)
     close(spare);
   close(lsock);
-  struct stat st;
-  if (lstat(path, &st) == 0 && st.st_ino == ino && unlink(path) < 0) {
-    fprintf(stderr, "aipc serve: cannot remove %s: %s\n", path,
-            strerror(errno));
-    status = AIPC_EXIT_FAILURE;
+  close(ctl);
+  const struct {
+    const char *path;
+    ino_t ino;
+  } ours[] = {{path, ino}, {ctl_addr.sun_path, ctl_ino}};
+  for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+    struct stat st;
+    if (lstat(ours[i].path, &st) == 0 && st.st_ino == ours[i].ino &&
+        unlink(ours[i].path) < 0) {
+      fprintf(stderr, "aipc serve: cannot remove %s: %s\n", ours[i].path,
+              strerror(errno));
+      status = AIPC_EXIT_FAILURE;
+    }
   }
   close(sfd);
   return status;

@@ -17,12 +17,13 @@
 int
 aipc_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
+  (void)usage; /* the one wrong thing is enough; --help has the rest */
   va_list ap;
   fprintf(stderr, "aipc %s: ", cmd);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\n%s", usage);
+  fprintf(stderr, "\nsee aipc %s --help\n", cmd);
   return AIPC_EXIT_USAGE;
 }
 
