@@ -129,7 +129,7 @@ data_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
   struct player *p = user;
   const float *input = in;
   float *output = out;
-  for (long i = 0; i < n; i++)
+  for (long i = 0; output && i < n; i++)
     output[2 * i] = output[2 * i + 1] = input ? input[i] : 0.25f;
   long total = atomic_fetch_add(&p->frames, n) + n;
   return p->drain_after && total >= p->drain_after ? n / 2 : n;
@@ -144,25 +144,30 @@ state_cb(cubeb_stream *stm, void *user, cubeb_state state)
     atomic_fetch_add(&((struct player *)user)->drained, 1);
 }
 
-/* Plays an output and a duplex stream for a second of audio each. */
+/* Plays an output, an input and a duplex stream for about a second of
+ * audio each: the first two render ahead (buffered), the duplex one
+ * answers each callback. */
 E2E_CLIENT(play_and_count)
 {
   (void)arg;
   struct player p = {.frames = 0};
   cubeb_stream_params out = E2E_STEREO_OUT;
   cubeb_stream_params in = E2E_MONO_IN;
-  cubeb_stream *streams[2];
+  cubeb_stream *streams[3];
   CHECK_INT(cubeb_stream_init(ctx, &streams[0], "rt-out", NULL, NULL, NULL,
                               &out, 128, data_cb, state_cb, &p),
             ==, CUBEB_OK);
   CHECK_INT(cubeb_stream_init(ctx, &streams[1], "rt-duplex", NULL, &in, NULL,
                               &out, 128, data_cb, state_cb, &p),
             ==, CUBEB_OK);
-  for (int i = 0; i < 2; i++)
+  CHECK_INT(cubeb_stream_init(ctx, &streams[2], "rt-in", NULL, &in, NULL, NULL,
+                              128, data_cb, state_cb, &p),
+            ==, CUBEB_OK);
+  for (int i = 0; i < 3; i++)
     CHECK_INT(cubeb_stream_start(streams[i]), ==, CUBEB_OK);
-  while (atomic_load(&p.frames) < 2 * 48000)
+  while (atomic_load(&p.frames) < 3 * 48000)
     usleep(1000);
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     CHECK_INT(cubeb_stream_stop(streams[i]), ==, CUBEB_OK);
     cubeb_stream_destroy(streams[i]);
   }
