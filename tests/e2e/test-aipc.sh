@@ -3,7 +3,7 @@
 # End-to-end tests of the aipc tool, all on the virtual device (no sound
 # server needed).
 #
-#   test-aipc.sh AIPC TONE_CHECK
+#   test-aipc.sh AIPC TONE_CHECK SOUND_TOOL
 #
 # Prints PASS/FAIL per check and a last line "N passed, N failed"; exits
 # non-zero if anything failed.
@@ -11,6 +11,7 @@ set -u
 
 aipc=$1
 tone_check=$2
+sound_tool=$3
 # The sandbox checks end processes with SIGSYS: no core files.
 ulimit -c 0
 
@@ -202,13 +203,27 @@ serve_test() {
 
 usage_test() {
   local args status
-  for args in "" "nosuch" "demo --clients x" "play" "play --tone" \
-    "record --seconds 1" "serve" "info extra"; do
+  for args in "" "nosuch" "demo --clients x" "serve" "info extra"; do
     # shellcheck disable=SC2086 # split on purpose
     "$aipc" $args >"$dir/usage.out" 2>"$dir/usage.err"
     status=$?
     check "'aipc $args' exits 2 with a usage message on stderr" \
       eval '[ "$status" -eq 2 ] && grep -q "usage: aipc" "$dir/usage.err" &&
+        [ ! -s "$dir/usage.out" ]'
+  done
+  # play and record name the one wrong thing and where to look.
+  for args in "play" "play --tone" "record --seconds 1" "play --rate 3 -" \
+    "play --rate 8000 x.wav" "play --format s24 -" "record - --format s24" \
+    "record --format nosuch x.wav" "record --tone 440 x.wav" \
+    "play --volume 2 x.wav" "play --latency 0 x.wav" "play --bogus x.wav" \
+    "play a.wav b.wav" "play --channels 9 -"; do
+    # shellcheck disable=SC2086 # split on purpose
+    "$aipc" $args >"$dir/usage.out" 2>"$dir/usage.err"
+    status=$?
+    show "$dir/usage.err"
+    check "'aipc $args' exits 2 with one line and 'see aipc ${args%% *} --help'" \
+      eval '[ "$status" -eq 2 ] && [ "$(wc -l <"$dir/usage.err")" -eq 2 ] &&
+        [ "$(tail -n 1 "$dir/usage.err")" = "see aipc ${args%% *} --help" ] &&
         [ ! -s "$dir/usage.out" ]'
   done
   for args in demo serve play record devices info; do
@@ -317,12 +332,222 @@ PY
     eval '[ "$lines" -ge 1 ] && [ "$lines" -le 3 ]'
 }
 
+# --- 6. play: every container and sample type, any rate and channels ---------
+
+# "container samples rate channels": at the device's rate and channels
+# the output must be the file, read as float, bit for bit; otherwise
+# the device converts, and the tone must be there at its length.
+sound_files_test() {
+  local spec c s r ch f out frames status lo hi
+  for spec in "wav u8 48000 2" "aiff s8 48000 2" "wav s16 48000 2" \
+    "wav s24 48000 2" "wav s32 48000 2" "wav f32 48000 2" "wav f64 48000 2" \
+    "wavex s16 48000 2" "wavex s24 48000 2" "wavex f32 48000 2" \
+    "flac s16 48000 2" "flac s24 48000 2" "aiff s16 48000 2" \
+    "caf f32 48000 2" "w64 s32 48000 2" "au s16 48000 2" \
+    "wav s16 44100 1" "wav f32 22050 2" "wavex s24 96000 6" \
+    "flac s16 8000 1" "ogg vorbis 44100 2" "ogg vorbis 48000 1" \
+    "wav u8 11025 3"; do
+    read -r c s r ch <<<"$spec"
+    f=$dir/in-$c-$s-$r-$ch.$c
+    [ "$c" = wavex ] && f=$dir/in-$c-$s-$r-$ch.wav
+    out=$dir/out-$c-$s-$r-$ch.wav
+    frames=$((r / 2))
+    if ! "$sound_tool" gen "$f" "$c" "$s" "$r" "$ch" "$frames" 440; then
+      fail "sound-tool makes a $c $s file"
+      continue
+    fi
+    "$aipc" play --backend "virtual:clock=fast,out=$out" "$f" \
+      >"$dir/play.out" 2>&1
+    status=$?
+    show "$dir/play.out"
+    if [ "$r" = 48000 ] && [ "$ch" = 2 ] && [ "$s" != vorbis ]; then
+      check "play $c $s at 48000 Hz, stereo: exit 0, the output is the file bit for bit" \
+        eval '[ "$status" -eq 0 ] && "$sound_tool" same "$f" "$out"'
+    else
+      # 0.5 s at 48 kHz, and the resampler's tail (its filter's delay).
+      lo=23900 hi=24400
+      check "play $c $s at $r Hz, $ch channels: exit 0, 440 Hz for 0.5 s in the output" \
+        eval '[ "$status" -eq 0 ] &&
+          "$tone_check" "$out" --frames "$lo:$hi" 440'
+    fi
+  done
+}
+
+# --- 7. Broken files: exit 1 and one line naming the file -------------------
+
+broken_files_test() {
+  local good=$dir/good.wav f status
+  "$sound_tool" gen "$good" wav s16 48000 2 48000 440
+  : >"$dir/empty.wav"
+  head -c 1000 /dev/urandom >"$dir/garbage.wav"
+  head -c 30 "$good" >"$dir/truncated-header.wav"
+  printf 'RIFF\x24\x00\x00\x00WAVEfmt ' >"$dir/no-fmt.wav"
+  mkfifo "$dir/fifo.wav"
+  for f in empty garbage truncated-header no-fmt fifo missing; do
+    timeout 30 "$aipc" play --backend virtual:clock=fast "$dir/$f.wav" \
+      >"$dir/broken.out" 2>"$dir/broken.err"
+    status=$?
+    show "$dir/broken.err"
+    check "play of a $f file: exit 1, one line on stderr naming it" \
+      eval '[ "$status" -eq 1 ] && [ "$(wc -l <"$dir/broken.err")" -eq 1 ] &&
+        grep -q "^aipc play: $dir/$f.wav: ." "$dir/broken.err" &&
+        [ ! -s "$dir/broken.out" ]'
+  done
+  # The header says 1 s; the data chunk holds 0.25 s.
+  head -c $((44 + 48000 * 4 / 4)) "$good" >"$dir/short.wav"
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/short-out.wav" \
+    "$dir/short.wav" >"$dir/broken.out" 2>&1
+  status=$?
+  show "$dir/broken.out"
+  check "play of a file whose data is shorter than its header says plays what is there" \
+    eval '[ "$status" -eq 0 ] &&
+      "$tone_check" "$dir/short-out.wav" --frames 12000:12000 440'
+  "$aipc" play --backend virtual:clock=fast,in="$dir/garbage.wav" \
+    --tone 440 --seconds 0.1 >"$dir/broken.out" 2>&1
+  status=$?
+  show "$dir/broken.out"
+  check "a virtual device whose in= file is garbage does not start" \
+    eval '[ "$status" -eq 1 ] && grep -q "garbage.wav" "$dir/broken.out"'
+}
+
+# --- 8. record: containers and sample types ----------------------------------
+
+record_formats_test() {
+  local spec fmt file want status
+  for spec in "s16 wav s16" "s24 wav s24" "f32 wav f32" "u8 wav u8" \
+    "s32 wav s32" "f64 wav f64" "s16 flac s16" "- flac s24" "s24 flac s24" \
+    "- wav f32" "- ogg vorbis" "s16be aiff s16" "f32 caf f32"; do
+    read -r fmt file want <<<"$spec"
+    file=$dir/rec-$fmt.$file
+    local opts=()
+    [ "$fmt" != - ] && opts=(--format "$fmt")
+    "$aipc" record --backend virtual:clock=fast "${opts[@]}" "$file" \
+      --seconds 0.5 >"$dir/rec.out" 2>&1
+    status=$?
+    show "$dir/rec.out"
+    check "record ${opts[*]:-(default format)} to .${file##*.}: exit 0, $want samples, 24000 frames of 440 Hz" \
+      eval '[ "$status" -eq 0 ] &&
+        "$sound_tool" info "$file" | grep -q "^[a-z0-9]* $want 48000 2 24000$" &&
+        "$tone_check" "$file" 440'
+  done
+  "$aipc" record --backend virtual:clock=fast --format f32 "$dir/x.flac" \
+    --seconds 0.5 >"$dir/rec.out" 2>"$dir/rec.err"
+  status=$?
+  show "$dir/rec.err"
+  check "record --format f32 to FLAC: exit 1, one line" \
+    eval '[ "$status" -eq 1 ] && [ "$(wc -l <"$dir/rec.err")" -eq 1 ]'
+  "$aipc" record --backend virtual:clock=fast --rate 44100 --channels 1 \
+    --volume 0.5 "$dir/rec-opts.wav" --seconds 0.5 >"$dir/rec.out" 2>&1
+  status=$?
+  show "$dir/rec.out"
+  check "record --rate 44100 --channels 1 --volume 0.5: the sine at 0.25" \
+    eval '[ "$status" -eq 0 ] &&
+      "$sound_tool" info "$dir/rec-opts.wav" | grep -q " 44100 1 22050$" &&
+      [ "$("$sound_tool" peak "$dir/rec-opts.wav")" = 0.2500 ]'
+}
+
+# --- 9. record until a signal; its header kept current -----------------------
+
+# Waits until the recording's header (rewritten once a second) counts at
+# least $2 frames; prints the count. FLAC's header counts nothing until
+# the end: there, the frames that can be decoded.
+header_frames_at_least() {
+  local n
+  for _ in $(seq 300); do
+    if [ "${1##*.}" = flac ]; then
+      n=$("$sound_tool" count "$1" 2>/dev/null)
+    else
+      n=$("$sound_tool" info "$1" 2>/dev/null | awk '{print $5}')
+    fi
+    if [ -n "$n" ] && [ "$n" -ge "$2" ]; then
+      echo "$n"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+record_signal_test() {
+  local sig file pid status before after
+  for sig in INT TERM KILL; do
+    for file in "$dir/sig-$sig.wav" "$dir/sig-$sig.flac"; do
+      [ "$sig" = KILL ] && [ "${file##*.}" = flac ] && continue
+      "$aipc" record --backend virtual:clock=realtime "$file" \
+        >"$dir/sig.out" 2>&1 &
+      pid=$!
+      before=$(header_frames_at_least "$file" 48000) || before=
+      kill "-$sig" "$pid"
+      wait "$pid"
+      status=$?
+      show "$dir/sig.out"
+      after=$("$sound_tool" info "$file" | awk '{print $5}')
+      echo "    | header before SIG$sig: ${before:-none}, after: ${after:-unreadable}"
+      if [ "$sig" = KILL ]; then
+        check "record killed by SIGKILL leaves a valid file with what its header counted" \
+          eval '[ "$status" -eq 137 ] && [ -n "$before" ] &&
+            [ "$after" -ge "$before" ] && "$tone_check" "$file" 440'
+      else
+        check "record stopped by SIG$sig (.${file##*.}): exit 0, a valid file with every frame taken" \
+          eval '[ "$status" -eq 0 ] && [ -n "$before" ] &&
+            [ "$after" -ge "$before" ] &&
+            grep -q "recorded $after frames .*stopped by a signal" "$dir/sig.out" &&
+            "$tone_check" "$file" 440'
+      fi
+    done
+  done
+}
+
+# --- 10. Raw audio through a pipe; devices ------------------------------------
+
+raw_and_devices_test() {
+  local fmt status
+  for fmt in "" s16le s16be f32le f32be; do
+    local opts=()
+    [ -n "$fmt" ] && opts=(--format "$fmt")
+    "$aipc" record --backend virtual:clock=fast "${opts[@]}" - --seconds 1 \
+      2>"$dir/raw-rec.err" |
+      "$aipc" play --backend "virtual:clock=realtime,out=$dir/raw.wav" \
+        "${opts[@]}" - >"$dir/raw-play.out" 2>&1
+    status="${PIPESTATUS[0]} ${PIPESTATUS[1]}"
+    show "$dir/raw-rec.err"
+    show "$dir/raw-play.out"
+    check "aipc record ${opts[*]} - | aipc play ${opts[*]} -: a second of 440 Hz" \
+      eval '[ "$status" = "0 0" ] &&
+        "$tone_check" "$dir/raw.wav" --frames 48000:49000 440'
+  done
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/dev.wav" \
+    --device virtual-out --volume 0.5 --latency 20 \
+    "$dir/in-wav-f32-48000-2.wav" >"$dir/dev.out" 2>&1
+  status=$?
+  show "$dir/dev.out"
+  check "play --device virtual-out --volume 0.5 --latency 20: the sine at 0.25" \
+    eval '[ "$status" -eq 0 ] && [ "$("$sound_tool" peak "$dir/dev.wav")" = 0.2500 ]'
+  "$aipc" play --backend virtual:clock=fast --device nosuch --tone 440 \
+    >"$dir/dev.out" 2>"$dir/dev.err"
+  status=$?
+  show "$dir/dev.err"
+  check "play --device nosuch: exit 1, says there is no such device" \
+    eval '[ "$status" -eq 1 ] && grep -q "no output device \"nosuch\"" "$dir/dev.err"'
+  "$aipc" record --backend virtual:clock=fast --device virtual-out \
+    "$dir/dev.wav" --seconds 0.1 >"$dir/dev.out" 2>"$dir/dev.err"
+  status=$?
+  show "$dir/dev.err"
+  check "record --device (an output's id): exit 1, no such input device" \
+    eval '[ "$status" -eq 1 ] && grep -q "no input device \"virtual-out\"" "$dir/dev.err"'
+}
+
 demo_test
 serve_test
 serve_emfile_test
 usage_test
 sandbox_test
 local_test
+sound_files_test
+broken_files_test
+record_formats_test
+record_signal_test
+raw_and_devices_test
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
