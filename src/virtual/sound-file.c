@@ -41,12 +41,12 @@ static const struct {
   int subtype;
   const char *name;
 } subtypes[] = {
-    {SF_FORMAT_PCM_U8, "u8"},     {SF_FORMAT_PCM_S8, "s8"},
-    {SF_FORMAT_PCM_16, "s16"},    {SF_FORMAT_PCM_24, "s24"},
-    {SF_FORMAT_PCM_32, "s32"},    {SF_FORMAT_FLOAT, "f32"},
-    {SF_FORMAT_DOUBLE, "f64"},    {SF_FORMAT_ULAW, "u-law"},
-    {SF_FORMAT_ALAW, "A-law"},    {SF_FORMAT_VORBIS, "Vorbis"},
-    {SF_FORMAT_OPUS, "Opus"},     {SF_FORMAT_IMA_ADPCM, "IMA ADPCM"},
+    {SF_FORMAT_PCM_U8, "u8"},         {SF_FORMAT_PCM_S8, "s8"},
+    {SF_FORMAT_PCM_16, "s16"},        {SF_FORMAT_PCM_24, "s24"},
+    {SF_FORMAT_PCM_32, "s32"},        {SF_FORMAT_FLOAT, "f32"},
+    {SF_FORMAT_DOUBLE, "f64"},        {SF_FORMAT_ULAW, "u-law"},
+    {SF_FORMAT_ALAW, "A-law"},        {SF_FORMAT_VORBIS, "Vorbis"},
+    {SF_FORMAT_OPUS, "Opus"},         {SF_FORMAT_IMA_ADPCM, "IMA ADPCM"},
     {SF_FORMAT_MS_ADPCM, "MS ADPCM"},
 };
 
@@ -84,8 +84,7 @@ subtype_name(int subtype)
 /* Hands `fd` to libsndfile, which closes it with the file, and when
  * the open fails (libsndfile 1.2 does, once it has the fd). */
 static int
-open_fd(int fd, int mode, SF_INFO *info, SNDFILE **file, char *why,
-        size_t size)
+open_fd(int fd, int mode, SF_INFO *info, SNDFILE **file, char *why, size_t size)
 {
   SNDFILE *f = sf_open_fd(fd, mode, info, SF_TRUE);
   if (!f) {
@@ -191,10 +190,9 @@ int
 aipc_sound_create(const char *path, int format, uint32_t channels,
                   uint32_t rate, SNDFILE **file, char *why, size_t why_size)
 {
-  int fd = open(path,
-                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW |
-                    O_NONBLOCK,
-                0666);
+  int fd = open(
+      path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+      0666);
   struct stat st;
   int r = fd < 0 ? -errno : fstat(fd, &st) < 0 ? -errno : 0;
   if (r == 0 && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
@@ -249,8 +247,7 @@ aipc_sound_load(const char *path, uint32_t max_channels,
     return r;
   uint32_t channels = (uint32_t)info.channels;
   if (channels > max_channels) {
-    say(why, why_size, "%u channels (at most %u here)", channels,
-        max_channels);
+    say(why, why_size, "%u channels (at most %u here)", channels, max_channels);
     sf_close(f);
     return -ERANGE;
   }
@@ -273,8 +270,8 @@ aipc_sound_load(const char *path, uint32_t max_channels,
       }
       samples = bigger;
     }
-    sf_count_t n = sf_readf_float(f, samples + frames * channels,
-                                  LOAD_CHUNK_FRAMES);
+    sf_count_t n =
+        sf_readf_float(f, samples + frames * channels, LOAD_CHUNK_FRAMES);
     if (n <= 0)
       break;
     frames += (uint64_t)n;

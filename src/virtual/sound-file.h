@@ -25,8 +25,8 @@
  * at once, never waited on. A file without a single frame is refused.
  * The fd is close-on-exec. Returns 0 and sets *file and *info, or a
  * negative errno with `why`. */
-int aipc_sound_open(const char *path, SNDFILE **file, SF_INFO *info,
-                    char *why, size_t why_size);
+int aipc_sound_open(const char *path, SNDFILE **file, SF_INFO *info, char *why,
+                    size_t why_size);
 
 /*
  * The libsndfile format to write `path` in: the container its name ends

@@ -633,9 +633,9 @@ input_resample(struct aipc_sound_data *data, uint32_t rate, char *why,
   for (uint64_t done = 0; done < data->frames;) {
     uint64_t left = data->frames - done;
     uint32_t n = left > 65536 ? 65536 : (uint32_t)left;
-    total += aipc_resampler_process(
-        rs, data->samples + done * data->channels, n,
-        out + total * data->channels, (uint32_t)(room - total));
+    total += aipc_resampler_process(rs, data->samples + done * data->channels,
+                                    n, out + total * data->channels,
+                                    (uint32_t)(room - total));
     done += n;
   }
   uint64_t delay = (uint64_t)aipc_resampler_latency(rs) * rate / data->rate;
@@ -715,10 +715,9 @@ device_new(const char *key, struct device **out)
   }
   if (o->out_path) {
     int format;
-    r = aipc_sound_format_for(o->out_path,
-                              o->is_float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16,
-                              o->channels, o->rate, true, &format, why,
-                              sizeof(why));
+    r = aipc_sound_format_for(
+        o->out_path, o->is_float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16,
+        o->channels, o->rate, true, &format, why, sizeof(why));
     if (r == 0)
       r = aipc_sound_create(o->out_path, format, o->channels, o->rate,
                             &dev->out, why, sizeof(why));

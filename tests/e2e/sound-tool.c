@@ -41,10 +41,10 @@ static const struct {
   const char *name;
   int format;
 } samples[] = {
-    {"u8", SF_FORMAT_PCM_U8},   {"s8", SF_FORMAT_PCM_S8},
-    {"s16", SF_FORMAT_PCM_16},  {"s24", SF_FORMAT_PCM_24},
-    {"s32", SF_FORMAT_PCM_32},  {"f32", SF_FORMAT_FLOAT},
-    {"f64", SF_FORMAT_DOUBLE},  {"vorbis", SF_FORMAT_VORBIS},
+    {"u8", SF_FORMAT_PCM_U8},  {"s8", SF_FORMAT_PCM_S8},
+    {"s16", SF_FORMAT_PCM_16}, {"s24", SF_FORMAT_PCM_24},
+    {"s32", SF_FORMAT_PCM_32}, {"f32", SF_FORMAT_FLOAT},
+    {"f64", SF_FORMAT_DOUBLE}, {"vorbis", SF_FORMAT_VORBIS},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

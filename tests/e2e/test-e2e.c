@@ -6,8 +6,8 @@
  */
 #include "../tone.h"
 #include "harness.h"
-#include "virtual.h"
 #include "sound-file.h"
+#include "virtual.h"
 
 #include <math.h>
 #include <pthread.h>

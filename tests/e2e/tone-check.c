@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * tone-check: does a sound file (any libsndfile reads) hold each of the given tones?
+ * tone-check: does a sound file (any that libsndfile reads) hold each
+ * of the given tones?
  *
- *   tone-check FILE.wav [--frames MIN:MAX] HZ...
+ *   tone-check FILE [--frames MIN:MAX] HZ...
  *
  * For each HZ, measures the amplitude of that frequency over the whole
  * file (channels averaged) with a Goertzel filter, and compares it with

@@ -7,8 +7,8 @@
  */
 #include "../runner.h"
 #include "../tone.h"
-#include "virtual.h"
 #include "sound-file.h"
+#include "virtual.h"
 
 #include <cubeb/cubeb.h>
 #include <errno.h>

@@ -198,10 +198,10 @@ long aipc_sandbox_try(const char *what, int prepared);
 
 /* A sample format named on the command line (--format). */
 struct aipc_sample_format {
-  const char *name;   /* "s16", "s16le", "f32be", "s24", ... */
-  int subtype;        /* libsndfile's, for a file: SF_FORMAT_PCM_16 ... */
-  int endian;         /* SF_ENDIAN_FILE (the container's), _LITTLE, _BIG */
-  bool raw;           /* cubeb carries it, so raw audio may have it */
+  const char *name; /* "s16", "s16le", "f32be", "s24", ... */
+  int subtype;      /* libsndfile's, for a file: SF_FORMAT_PCM_16 ... */
+  int endian;       /* SF_ENDIAN_FILE (the container's), _LITTLE, _BIG */
+  bool raw;         /* cubeb carries it, so raw audio may have it */
   cubeb_sample_format cubeb; /* for raw audio */
 };
 
@@ -210,12 +210,12 @@ struct aipc_stream_args {
   const char *cmd; /* "play" or "record" */
   bool input;      /* record */
   const char *connect, *backend, *device;
-  const char *path; /* a file, or "-": raw audio on stdin (play) or stdout */
-  unsigned tone;    /* play: a sine of this many Hz instead of a file */
-  double seconds;   /* 0: to the file's end, or until SIGINT/SIGTERM */
-  double volume;    /* 0..1 */
-  unsigned latency_ms;     /* 0: the backend's minimum */
-  unsigned rate, channels; /* 0: not given */
+  const char *path;    /* a file, or "-": raw audio on stdin (play) or stdout */
+  unsigned tone;       /* play: a sine of this many Hz instead of a file */
+  double seconds;      /* 0: to the file's end, or until SIGINT/SIGTERM */
+  double volume;       /* 0..1 */
+  unsigned latency_ms; /* 0: the backend's minimum */
+  unsigned rate, channels;                 /* 0: not given */
   const struct aipc_sample_format *format; /* NULL: not given */
 };
 
@@ -235,9 +235,8 @@ const struct aipc_sample_format *aipc_sample_format_find(const char *name);
  * --help, AIPC_EXIT_USAGE after a usage error (one line naming it, then
  * "see aipc CMD --help", on stderr).
  */
-bool aipc_stream_parse(const char *cmd, bool input, const char *usage,
-                       int argc, char **argv, struct aipc_stream_args *a,
-                       int *status);
+bool aipc_stream_parse(const char *cmd, bool input, const char *usage, int argc,
+                       char **argv, struct aipc_stream_args *a, int *status);
 
 /* One end of play or record: a sound file, or raw audio on stdin
  * (play) or stdout (record). Main thread only. */
@@ -298,9 +297,9 @@ size_t aipc_ring_pop(struct aipc_ring *r, void *data, size_t len);
 struct aipc_session {
   cubeb_stream *stream;
   struct aipc_ring ring;
-  sem_t wake;       /* posted by callbacks and signals */
-  atomic_int state; /* CUBEB_STATE_DRAINED or _ERROR once; else -1 */
-  atomic_bool eof;  /* play: the ring gets nothing more */
+  sem_t wake;                  /* posted by callbacks and signals */
+  atomic_int state;            /* CUBEB_STATE_DRAINED or _ERROR once; else -1 */
+  atomic_bool eof;             /* play: the ring gets nothing more */
   atomic_uint_least64_t moved; /* frames through the data callback */
   /* Play: silent frames of an empty ring; record: frames lost to a
    * full one. */

@@ -121,9 +121,9 @@ refill(struct player *p, const struct aipc_stream_args *a)
     /* A pipe gave what it had: come back later, unless the stream is
      * yet to start and has less than PLAY_RAW_START_MS. */
     if ((size_t)n < len && !p->media.file &&
-        (s->stream ||
-         aipc_ring_used(&s->ring) >=
-             (size_t)p->media.rate * PLAY_RAW_START_MS / 1000 * p->frame_bytes))
+        (s->stream || aipc_ring_used(&s->ring) >= (size_t)p->media.rate *
+                                                      PLAY_RAW_START_MS / 1000 *
+                                                      p->frame_bytes))
       return 0;
   }
   return 0;
@@ -149,7 +149,8 @@ play_client(const char *cmd, cubeb *ctx, void *data)
   }
   uint32_t rate = p.media.rate;
   p.frame_bytes = p.media.frame_bytes;
-  size_t ring = p.is_tone ? 0 : (size_t)rate * PLAY_RING_SECONDS * p.frame_bytes;
+  size_t ring =
+      p.is_tone ? 0 : (size_t)rate * PLAY_RING_SECONDS * p.frame_bytes;
   int r = aipc_session_init(&p.session, ring);
   if (r < 0) {
     fprintf(stderr, "aipc %s: cannot set up the stream: %s\n", cmd,
@@ -170,12 +171,12 @@ play_client(const char *cmd, cubeb *ctx, void *data)
     goto out;
   /* A file's length bounds the wait; stdin's does not. */
   uint64_t expect = s->limit != UINT64_MAX ? s->limit
-                    : p.media.file        ? p.media.frames
-                                          : 0;
-  int64_t deadline = expect ? aipc_tool_now_ns() +
-                                  (int64_t)(expect * 1000 / rate +
-                                            PLAY_GRACE_MS) * 1000000
-                            : INT64_MAX;
+                    : p.media.file         ? p.media.frames
+                                           : 0;
+  int64_t deadline =
+      expect ? aipc_tool_now_ns() +
+                   (int64_t)(expect * 1000 / rate + PLAY_GRACE_MS) * 1000000
+             : INT64_MAX;
   int end = -1;
   while ((end = atomic_load(&s->state)) < 0 && !aipc_session_stop_signal() &&
          aipc_tool_now_ns() < deadline) {
@@ -200,7 +201,9 @@ play_client(const char *cmd, cubeb *ctx, void *data)
     aipc_media_describe(&p.media, what, sizeof(what));
   printf("aipc %s: played %llu frames (%.2f s) of %s (%s)%s\n", cmd,
          (unsigned long long)played, (double)played / rate,
-         p.is_tone ? "--tone" : strcmp(a->path, "-") == 0 ? "stdin" : a->path,
+         p.is_tone                   ? "--tone"
+         : strcmp(a->path, "-") == 0 ? "stdin"
+                                     : a->path,
          what, sig ? ", stopped by a signal" : "");
   uint64_t gaps = atomic_load(&s->gaps);
   if (gaps)

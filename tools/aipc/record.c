@@ -119,8 +119,8 @@ device_channels(cubeb *ctx, const char *id)
   for (size_t i = 0; i < devices.count; i++) {
     const cubeb_device_info *d = &devices.device[i];
     bool named = id && d->device_id && strcmp(d->device_id, id) == 0;
-    if (named || (!id && (i == 0 || (d->preferred &
-                                     CUBEB_DEVICE_PREF_MULTIMEDIA))))
+    if (named ||
+        (!id && (i == 0 || (d->preferred & CUBEB_DEVICE_PREF_MULTIMEDIA))))
       channels = d->max_channels;
   }
   cubeb_device_collection_destroy(ctx, &devices);
@@ -134,8 +134,8 @@ record_client(const char *cmd, cubeb *ctx, void *data)
   struct recorder rec = {0};
   int status = AIPC_EXIT_FAILURE;
   uint32_t rate = a->rate, channels = a->channels;
-  if (!rate && (cubeb_get_preferred_sample_rate(ctx, &rate) != CUBEB_OK ||
-                rate == 0))
+  if (!rate &&
+      (cubeb_get_preferred_sample_rate(ctx, &rate) != CUBEB_OK || rate == 0))
     rate = 48000;
   if (!channels)
     channels = device_channels(ctx, a->device);
@@ -143,8 +143,8 @@ record_client(const char *cmd, cubeb *ctx, void *data)
     return AIPC_EXIT_FAILURE;
   rec.frame_bytes = rec.media.frame_bytes;
   struct aipc_session *s = &rec.session;
-  int err = aipc_session_init(
-      s, (size_t)rate * RECORD_RING_SECONDS * rec.frame_bytes);
+  int err = aipc_session_init(s, (size_t)rate * RECORD_RING_SECONDS *
+                                     rec.frame_bytes);
   if (err < 0) {
     fprintf(stderr, "aipc %s: cannot set up the stream: %s\n", cmd,
             strerror(-err));
@@ -152,17 +152,16 @@ record_client(const char *cmd, cubeb *ctx, void *data)
     return AIPC_EXIT_FAILURE;
   }
   s->user = &rec;
-  s->limit = a->seconds > 0 ? (uint64_t)llround(a->seconds * rate)
-                            : UINT64_MAX;
+  s->limit = a->seconds > 0 ? (uint64_t)llround(a->seconds * rate) : UINT64_MAX;
 
   cubeb_stream_params params = {
       .format = rec.media.format, .rate = rate, .channels = channels};
   if (aipc_session_open(s, a, ctx, &params, record_data_cb) < 0)
     goto out;
   int64_t now = aipc_tool_now_ns(), synced = now;
-  int64_t deadline = a->seconds > 0 ? now + (int64_t)(a->seconds * 1e9) +
-                                          RECORD_GRACE_NS
-                                    : INT64_MAX;
+  int64_t deadline = a->seconds > 0
+                         ? now + (int64_t)(a->seconds * 1e9) + RECORD_GRACE_NS
+                         : INT64_MAX;
   /* Done when every frame was taken: libcubeb's pulse backend does not
    * report DRAINED for input-only streams. */
   int end = -1;
@@ -236,8 +235,7 @@ aipc_record_main(int argc, char **argv)
 {
   struct aipc_stream_args a;
   int status;
-  if (!aipc_stream_parse("record", true, record_usage, argc, argv, &a,
-                         &status))
+  if (!aipc_stream_parse("record", true, record_usage, argc, argv, &a, &status))
     return status;
   return aipc_run_client("record", a.connect, a.backend,
                          "virtual:clock=realtime", record_client, &a);

@@ -98,14 +98,16 @@ parse_one(struct aipc_stream_args *a, int c, const char *usage, char **argv)
     if (a->input)
       return usage_error(a, "%s is for play", "--tone");
     if (aipc_parse_uint(optarg, 1, 24000, &a->tone) < 0)
-      return usage_error(a, "--tone %s: not a whole number of Hz from 1 to "
-                            "24000",
+      return usage_error(a,
+                         "--tone %s: not a whole number of Hz from 1 to "
+                         "24000",
                          optarg);
     return -1;
   case 's':
     if (aipc_parse_seconds(optarg, &a->seconds) < 0)
-      return usage_error(a, "--seconds %s: not a number of seconds above 0 "
-                            "and at most 3600",
+      return usage_error(a,
+                         "--seconds %s: not a number of seconds above 0 "
+                         "and at most 3600",
                          optarg);
     return -1;
   case 'v':
@@ -114,15 +116,16 @@ parse_one(struct aipc_stream_args *a, int c, const char *usage, char **argv)
     return -1;
   case 'l':
     if (aipc_parse_uint(optarg, 1, 1000, &a->latency_ms) < 0)
-      return usage_error(a, "--latency %s: not a whole number of ms from 1 "
-                            "to 1000",
+      return usage_error(a,
+                         "--latency %s: not a whole number of ms from 1 "
+                         "to 1000",
                          optarg);
     return -1;
   case 'r':
-    if (aipc_parse_uint(optarg, STREAM_MIN_RATE, STREAM_MAX_RATE, &a->rate) <
-        0)
-      return usage_error(a, "--rate %s: not a whole number of Hz from 1000 "
-                            "to 192000",
+    if (aipc_parse_uint(optarg, STREAM_MIN_RATE, STREAM_MAX_RATE, &a->rate) < 0)
+      return usage_error(a,
+                         "--rate %s: not a whole number of Hz from 1000 "
+                         "to 192000",
                          optarg);
     return -1;
   case 'n':
@@ -133,8 +136,9 @@ parse_one(struct aipc_stream_args *a, int c, const char *usage, char **argv)
   case 'f':
     a->format = aipc_sample_format_find(optarg);
     if (!a->format)
-      return usage_error(a, "--format %s: not one of u8 s8 s16 s16le s16be "
-                            "s24 s32 f32 f32le f32be f64",
+      return usage_error(a,
+                         "--format %s: not one of u8 s8 s16 s16le s16be "
+                         "s24 s32 f32 f32le f32be f64",
                          optarg);
     return -1;
   case 'h':
@@ -164,8 +168,9 @@ check_args(struct aipc_stream_args *a)
                           "--connect uses another's");
   if (raw) {
     if (a->format && !a->format->raw)
-      return usage_error(a, "--format %s: raw audio is s16le, s16be, f32le "
-                            "or f32be",
+      return usage_error(a,
+                         "--format %s: raw audio is s16le, s16be, f32le "
+                         "or f32be",
                          a->format->name);
     if (!a->format)
       a->format = aipc_sample_format_find(AIPC_RAW_FORMAT);
@@ -176,8 +181,9 @@ check_args(struct aipc_stream_args *a)
     return -1;
   }
   if (!a->input && (a->rate || a->channels || a->format)) {
-    const char *opt = a->rate ? "--rate" : a->channels ? "--channels"
-                                                       : "--format";
+    const char *opt = a->rate       ? "--rate"
+                      : a->channels ? "--channels"
+                                    : "--format";
     return usage_error(a,
                        "%s is for raw input (-); a file or a tone has its "
                        "own",
@@ -248,7 +254,8 @@ aipc_media_open(const struct aipc_stream_args *a, uint32_t rate,
     SF_INFO info;
     if (aipc_sound_open(a->path, &m->file, &info, why, sizeof(why)) < 0)
       goto fail;
-    if (info.channels > STREAM_MAX_CHANNELS || info.samplerate < STREAM_MIN_RATE ||
+    if (info.channels > STREAM_MAX_CHANNELS ||
+        info.samplerate < STREAM_MIN_RATE ||
         info.samplerate > STREAM_MAX_RATE) {
       snprintf(why, sizeof(why),
                "%d channels at %d Hz (a stream has 1 to %d channels at "
@@ -349,8 +356,8 @@ aipc_media_describe(const struct aipc_media *m, char *buf, size_t size)
   char kind[64];
   if (m->raw)
     snprintf(kind, sizeof(kind), "raw %s",
-             m->format == CUBEB_SAMPLE_S16LE   ? "s16le"
-             : m->format == CUBEB_SAMPLE_S16BE ? "s16be"
+             m->format == CUBEB_SAMPLE_S16LE       ? "s16le"
+             : m->format == CUBEB_SAMPLE_S16BE     ? "s16be"
              : m->format == CUBEB_SAMPLE_FLOAT32LE ? "f32le"
                                                    : "f32be");
   else
@@ -416,7 +423,8 @@ aipc_ring_push(struct aipc_ring *r, const void *data, size_t len)
 {
   uint64_t w = atomic_load_explicit(&r->written, memory_order_relaxed);
   size_t room =
-      r->size - (size_t)(w - atomic_load_explicit(&r->read, memory_order_acquire));
+      r->size -
+      (size_t)(w - atomic_load_explicit(&r->read, memory_order_acquire));
   if (len > room)
     len = room;
   size_t first, at = ring_at(r, w, len, &first);
@@ -442,7 +450,6 @@ aipc_ring_pop(struct aipc_ring *r, void *data, size_t len)
 }
 
 /* --- the stream ----------------------------------------------------------- */
-
 
 static void
 on_stop_signal(int sig)
@@ -625,7 +632,9 @@ aipc_scale_samples(cubeb_sample_format format, void *buf, size_t bytes,
     for (size_t i = 0; i < bytes / 2; i++) {
       uint16_t u = swap ? __builtin_bswap16(p[i]) : p[i];
       long v = lrint((int16_t)u * gain);
-      u = (uint16_t)(int16_t)(v > INT16_MAX ? INT16_MAX : v < INT16_MIN ? INT16_MIN : v);
+      u = (uint16_t)(int16_t)(v > INT16_MAX   ? INT16_MAX
+                              : v < INT16_MIN ? INT16_MIN
+                                              : v);
       p[i] = swap ? __builtin_bswap16(u) : u;
     }
     return;
