@@ -26,27 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-pass() {
-  echo "PASS: $1"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $1"
-  failed=$((failed + 1))
-}
-# check NAME COMMAND...: passes if COMMAND succeeds. Compound conditions
-# go through eval, in the caller's (dynamic) scope.
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-# Shows a file's content in the log, indented.
-show() {
-  sed 's/^/    | /' "$1"
-}
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
 
 # --- 1. The demo: sandboxed clients, every tone in the mix --------------------
 
@@ -448,52 +429,12 @@ record_formats_test() {
 
 # --- 9. record until a signal; its header kept current -----------------------
 
-# Waits until the recording's header (rewritten once a second) counts at
-# least $2 frames; prints the count. FLAC's header counts nothing until
-# the end: there, the frames that can be decoded.
-header_frames_at_least() {
-  local n
-  for _ in $(seq 300); do
-    if [ "${1##*.}" = flac ]; then
-      n=$("$sound_tool" count "$1" 2>/dev/null)
-    else
-      n=$("$sound_tool" info "$1" 2>/dev/null | awk '{print $5}')
-    fi
-    if [ -n "$n" ] && [ "$n" -ge "$2" ]; then
-      echo "$n"
-      return 0
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
 record_signal_test() {
-  local sig file pid status before after
+  local sig file
   for sig in INT TERM KILL; do
     for file in "$dir/sig-$sig.wav" "$dir/sig-$sig.flac"; do
       [ "$sig" = KILL ] && [ "${file##*.}" = flac ] && continue
-      "$aipc" record --backend virtual:clock=realtime "$file" \
-        >"$dir/sig.out" 2>&1 &
-      pid=$!
-      before=$(header_frames_at_least "$file" 48000) || before=
-      kill "-$sig" "$pid"
-      wait "$pid"
-      status=$?
-      show "$dir/sig.out"
-      after=$("$sound_tool" info "$file" | awk '{print $5}')
-      echo "    | header before SIG$sig: ${before:-none}, after: ${after:-unreadable}"
-      if [ "$sig" = KILL ]; then
-        check "record killed by SIGKILL leaves a valid file with what its header counted" \
-          eval '[ "$status" -eq 137 ] && [ -n "$before" ] &&
-            [ "$after" -ge "$before" ] && "$tone_check" "$file" 440'
-      else
-        check "record stopped by SIG$sig (.${file##*.}): exit 0, a valid file with every frame taken" \
-          eval '[ "$status" -eq 0 ] && [ -n "$before" ] &&
-            [ "$after" -ge "$before" ] &&
-            grep -q "recorded $after frames .*stopped by a signal" "$dir/sig.out" &&
-            "$tone_check" "$file" 440'
-      fi
+      record_signal_check "$sig" "$file" --backend virtual:clock=realtime
     done
   done
 }

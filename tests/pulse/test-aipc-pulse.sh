@@ -23,24 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-pass() {
-  echo "PASS: $1"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $1"
-  failed=$((failed + 1))
-}
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-show() {
-  sed 's/^/    | /' "$1"
-}
+# shellcheck source=../e2e/checks.sh
+. "$(dirname "$0")/../e2e/checks.sh"
 
 if ! pactl info >/dev/null 2>&1; then
   fail "a PulseAudio is reachable (start scripts/pulse.sh and eval its env)"
@@ -121,30 +105,10 @@ device_test() {
 # --- record from ci_mic_in (a 440 Hz sine), stopped by a signal ---------------
 
 record_test() {
-  local sig file pid status frames
+  local sig file
   for sig in INT TERM; do
     for file in "$dir/rec-$sig.wav" "$dir/rec-$sig.flac"; do
-      "$aipc" record --backend pulse --device ci_mic_in "$file" \
-        >"$dir/rec.out" 2>&1 &
-      pid=$!
-      # Until the file holds a second of audio.
-      for _ in $(seq 200); do
-        frames=$("$sound_tool" count "$file" 2>/dev/null)
-        [ -n "$frames" ] && [ "$frames" -ge 48000 ] && break
-        sleep 0.05
-      done
-      kill "-$sig" "$pid"
-      wait "$pid"
-      status=$?
-      show "$dir/rec.out"
-      local after
-      after=$("$sound_tool" info "$file" | awk '{print $5}')
-      echo "    | frames before SIG$sig: ${frames:-none}, after: ${after:-unreadable}"
-      check "record on pulse stopped by SIG$sig (.${file##*.}): exit 0, all it had, 440 Hz" \
-        eval '[ "$status" -eq 0 ] && [ -n "$frames" ] &&
-          [ "$after" -ge "$frames" ] &&
-          grep -q "recorded $after frames" "$dir/rec.out" &&
-          "$tone_check" "$file" 440'
+      record_signal_check "$sig" "$file" --backend pulse --device ci_mic_in
     done
   done
 }
