@@ -354,6 +354,30 @@ sound_files_test() {
   done
 }
 
+# A 5.1 file (WAVE_FORMAT_EXTENSIBLE's channel mask) is mixed down by
+# its layout: left gets left, and centre, LFE and back left at 1/sqrt(2)
+# each (libcubeb's rules), 0.5 * (1 + 3 / sqrt(2)). A file without a
+# channel map goes channel to channel.
+layout_test() {
+  local status
+  "$sound_tool" gen "$dir/six.wav" wavex f32 48000 6 24000 440
+  "$sound_tool" gen "$dir/six.w64" w64 f32 48000 6 24000 440
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/six-out.wav" \
+    "$dir/six.wav" >"$dir/play.out" 2>&1
+  status=$?
+  show "$dir/play.out"
+  check "play of a 5.1 WAVE_FORMAT_EXTENSIBLE file: mixed to stereo by its layout" \
+    eval '[ "$status" -eq 0 ] &&
+      [ "$("$sound_tool" peak "$dir/six-out.wav")" = 1.5607 ]'
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/six-out.wav" \
+    "$dir/six.w64" >"$dir/play.out" 2>&1
+  status=$?
+  show "$dir/play.out"
+  check "play of a 6-channel file without a channel map: channel to channel" \
+    eval '[ "$status" -eq 0 ] &&
+      [ "$("$sound_tool" peak "$dir/six-out.wav")" = 0.5000 ]'
+}
+
 # --- 7. Broken files: exit 1 and one line naming the file -------------------
 
 broken_files_test() {
@@ -485,6 +509,7 @@ usage_test
 sandbox_test
 local_test
 sound_files_test
+layout_test
 broken_files_test
 record_formats_test
 record_signal_test

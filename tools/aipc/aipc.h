@@ -247,6 +247,7 @@ struct aipc_media {
   bool shorts; /* a file written from s16 samples, else from float */
   cubeb_sample_format format; /* of the samples we move: the stream's */
   uint32_t rate, channels;
+  cubeb_channel_layout layout; /* a file's, from its channel map */
   size_t frame_bytes;
   int sf_format;   /* a file's libsndfile format */
   uint64_t frames; /* a file read: as libsndfile counts them */
@@ -314,7 +315,7 @@ struct aipc_session {
 int aipc_session_init(struct aipc_session *s, size_t ring_bytes);
 /* Destroys the stream (no callback runs after) and the rest. */
 void aipc_session_destroy(struct aipc_session *s);
-/* Opens and starts the stream of `params` (its layout is set here) on
+/* Opens and starts the stream of `params` on
  * a->device (an id from aipc devices; unknown: an error) with
  * a->latency_ms and, for output, a->volume. The data callback gets `s`.
  * Returns 0, or -1 after a line on stderr. */

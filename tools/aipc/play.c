@@ -140,6 +140,7 @@ play_client(const char *cmd, cubeb *ctx, void *data)
     p.media.channels = 2;
     p.media.format = CUBEB_SAMPLE_FLOAT32NE;
     p.media.frame_bytes = 2 * sizeof(float);
+    p.media.layout = CUBEB_LAYOUT_STEREO;
     if (cubeb_get_preferred_sample_rate(ctx, &p.media.rate) != CUBEB_OK ||
         p.media.rate == 0)
       p.media.rate = 48000;
@@ -165,8 +166,10 @@ play_client(const char *cmd, cubeb *ctx, void *data)
   if (!p.is_tone && refill(&p, a) < 0)
     goto out;
 
-  cubeb_stream_params params = {
-      .format = p.media.format, .rate = rate, .channels = p.media.channels};
+  cubeb_stream_params params = {.format = p.media.format,
+                                .rate = rate,
+                                .channels = p.media.channels,
+                                .layout = p.media.layout};
   if (aipc_session_open(s, a, ctx, &params, play_data_cb) < 0)
     goto out;
   /* A file's length bounds the wait; stdin's does not. */

@@ -154,8 +154,10 @@ record_client(const char *cmd, cubeb *ctx, void *data)
   s->user = &rec;
   s->limit = a->seconds > 0 ? (uint64_t)llround(a->seconds * rate) : UINT64_MAX;
 
-  cubeb_stream_params params = {
-      .format = rec.media.format, .rate = rate, .channels = channels};
+  cubeb_stream_params params = {.format = rec.media.format,
+                                .rate = rate,
+                                .channels = channels,
+                                .layout = rec.media.layout};
   if (aipc_session_open(s, a, ctx, &params, record_data_cb) < 0)
     goto out;
   int64_t now = aipc_tool_now_ns(), synced = now;
@@ -184,6 +186,7 @@ record_client(const char *cmd, cubeb *ctx, void *data)
   /* No callback runs after this; then the ring's rest. */
   cubeb_stream_destroy(s->stream);
   s->stream = NULL;
+  done = atomic_load(&s->moved) >= s->limit;
   if (err == 0)
     err = drain_ring(&rec, a->volume);
   uint64_t taken = atomic_load(&s->moved);

@@ -235,6 +235,56 @@ sample_bytes(cubeb_sample_format format)
   return format == CUBEB_SAMPLE_S16LE || format == CUBEB_SAMPLE_S16BE ? 2 : 4;
 }
 
+/* libsndfile's channel names, as cubeb's. */
+static const cubeb_channel channel_bits[SF_CHANNEL_MAP_MAX] = {
+    [SF_CHANNEL_MAP_MONO] = CHANNEL_FRONT_CENTER,
+    [SF_CHANNEL_MAP_LEFT] = CHANNEL_FRONT_LEFT,
+    [SF_CHANNEL_MAP_RIGHT] = CHANNEL_FRONT_RIGHT,
+    [SF_CHANNEL_MAP_CENTER] = CHANNEL_FRONT_CENTER,
+    [SF_CHANNEL_MAP_FRONT_LEFT] = CHANNEL_FRONT_LEFT,
+    [SF_CHANNEL_MAP_FRONT_RIGHT] = CHANNEL_FRONT_RIGHT,
+    [SF_CHANNEL_MAP_FRONT_CENTER] = CHANNEL_FRONT_CENTER,
+    [SF_CHANNEL_MAP_REAR_CENTER] = CHANNEL_BACK_CENTER,
+    [SF_CHANNEL_MAP_REAR_LEFT] = CHANNEL_BACK_LEFT,
+    [SF_CHANNEL_MAP_REAR_RIGHT] = CHANNEL_BACK_RIGHT,
+    [SF_CHANNEL_MAP_LFE] = CHANNEL_LOW_FREQUENCY,
+    [SF_CHANNEL_MAP_FRONT_LEFT_OF_CENTER] = CHANNEL_FRONT_LEFT_OF_CENTER,
+    [SF_CHANNEL_MAP_FRONT_RIGHT_OF_CENTER] = CHANNEL_FRONT_RIGHT_OF_CENTER,
+    [SF_CHANNEL_MAP_SIDE_LEFT] = CHANNEL_SIDE_LEFT,
+    [SF_CHANNEL_MAP_SIDE_RIGHT] = CHANNEL_SIDE_RIGHT,
+    [SF_CHANNEL_MAP_TOP_CENTER] = CHANNEL_TOP_CENTER,
+    [SF_CHANNEL_MAP_TOP_FRONT_LEFT] = CHANNEL_TOP_FRONT_LEFT,
+    [SF_CHANNEL_MAP_TOP_FRONT_RIGHT] = CHANNEL_TOP_FRONT_RIGHT,
+    [SF_CHANNEL_MAP_TOP_FRONT_CENTER] = CHANNEL_TOP_FRONT_CENTER,
+    [SF_CHANNEL_MAP_TOP_REAR_LEFT] = CHANNEL_TOP_BACK_LEFT,
+    [SF_CHANNEL_MAP_TOP_REAR_RIGHT] = CHANNEL_TOP_BACK_RIGHT,
+    [SF_CHANNEL_MAP_TOP_REAR_CENTER] = CHANNEL_TOP_BACK_CENTER,
+};
+
+/* Mono and stereo by their count; more channels by the file's channel
+ * map (a WAVE_FORMAT_EXTENSIBLE mask, a CAF layout), which cubeb can
+ * name only when its channels come in cubeb's order. */
+static cubeb_channel_layout
+layout_of(SNDFILE *file, uint32_t channels)
+{
+  if (channels <= 2)
+    return channels == 1 ? CUBEB_LAYOUT_MONO : CUBEB_LAYOUT_STEREO;
+  int map[STREAM_MAX_CHANNELS];
+  if (!file || sf_command(file, SFC_GET_CHANNEL_MAP_INFO, map,
+                          (int)(channels * sizeof(int))) != SF_TRUE)
+    return CUBEB_LAYOUT_UNDEFINED;
+  unsigned layout = 0;
+  for (uint32_t c = 0; c < channels; c++) {
+    unsigned bit = map[c] > 0 && map[c] < SF_CHANNEL_MAP_MAX
+                       ? (unsigned)channel_bits[map[c]]
+                       : 0;
+    if (bit == 0 || bit <= layout)
+      return CUBEB_LAYOUT_UNDEFINED;
+    layout |= bit;
+  }
+  return (cubeb_channel_layout)layout;
+}
+
 int
 aipc_media_open(const struct aipc_stream_args *a, uint32_t rate,
                 uint32_t channels, struct aipc_media *m)
@@ -248,6 +298,7 @@ aipc_media_open(const struct aipc_stream_args *a, uint32_t rate,
     m->channels = a->channels;
     m->format = a->format->cubeb;
     m->frame_bytes = sample_bytes(m->format) * m->channels;
+    m->layout = layout_of(NULL, m->channels);
     return 0;
   }
   if (!a->input) {
@@ -295,6 +346,7 @@ aipc_media_open(const struct aipc_stream_args *a, uint32_t rate,
   }
   m->format = m->shorts ? CUBEB_SAMPLE_S16NE : CUBEB_SAMPLE_FLOAT32NE;
   m->frame_bytes = sample_bytes(m->format) * m->channels;
+  m->layout = layout_of(a->input ? NULL : m->file, m->channels);
   return 0;
 fail:
   fprintf(stderr, "aipc %s: %s: %s\n", a->cmd, a->path, why);
@@ -573,9 +625,6 @@ aipc_session_open(struct aipc_session *s, const struct aipc_stream_args *a,
   cubeb_devid devid = NULL;
   if (a->device && find_device(a, ctx, &devices, &devid) < 0)
     return -1;
-  params->layout = params->channels == 1   ? CUBEB_LAYOUT_MONO
-                   : params->channels == 2 ? CUBEB_LAYOUT_STEREO
-                                           : CUBEB_LAYOUT_UNDEFINED;
   uint32_t latency;
   if (a->latency_ms)
     latency = (uint32_t)((uint64_t)params->rate * a->latency_ms / 1000);
