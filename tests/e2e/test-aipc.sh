@@ -435,6 +435,17 @@ record_formats_test() {
         "$sound_tool" info "$file" | grep -q "^[a-z0-9]* $want 48000 2 24000$" &&
         "$tone_check" "$file" 440'
   done
+  # The virtual device's in= takes any file libsndfile reads, at any
+  # rate: a 44.1 kHz mono FLAC of 570 Hz, resampled once to 48 kHz.
+  "$sound_tool" gen "$dir/in570.flac" flac s16 44100 1 44100 570
+  "$aipc" record --backend "virtual:clock=fast,in=$dir/in570.flac" \
+    "$dir/rec-in.wav" --seconds 0.5 >"$dir/rec.out" 2>&1
+  status=$?
+  show "$dir/rec.out"
+  check "record from a virtual device with in= a 44.1 kHz FLAC: its 570 Hz" \
+    eval '[ "$status" -eq 0 ] &&
+      "$tone_check" "$dir/rec-in.wav" --frames 24000:24000 570 &&
+      ! "$tone_check" "$dir/rec-in.wav" 440'
   "$aipc" record --backend virtual:clock=fast --format f32 "$dir/x.flac" \
     --seconds 0.5 >"$dir/rec.out" 2>"$dir/rec.err"
   status=$?
