@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,7 @@ run_on_fd(const char *cmd, int fd, aipc_client_fn fn, void *data)
 
 /* The client child, while we wait for it; and a signal that came
  * before it was known. */
-static volatile sig_atomic_t child_pid, pending_signal;
+static atomic_int child_pid, pending_signal;
 
 /* SIGINT and SIGTERM go on to the client child, which finishes its work
  * (a recording its file) and exits; we wait for it and stop the server
@@ -90,7 +91,7 @@ forward_signal(int sig)
 {
   pending_signal = sig;
   if (child_pid > 0)
-    kill((pid_t)child_pid, sig);
+    kill((pid_t)atomic_load(&child_pid), sig);
 }
 
 static int
@@ -120,9 +121,9 @@ run_in_child(const char *cmd, const char *backend, const char *virtual_default)
   pid_t pid = aipc_spawn_client(cmd, b.server, argv, NULL);
   free(argv);
   if (pid > 0) {
-    child_pid = pid;
-    if (pending_signal)
-      kill(pid, pending_signal);
+    atomic_store(&child_pid, pid);
+    if (atomic_load(&pending_signal))
+      kill(pid, atomic_load(&pending_signal));
     int ws;
     pid_t r;
     while ((r = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
@@ -139,7 +140,7 @@ run_in_child(const char *cmd, const char *backend, const char *virtual_default)
               what);
     }
   }
-  child_pid = 0;
+  atomic_store(&child_pid, 0);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
   aipc_backend_stop(&b);

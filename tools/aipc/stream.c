@@ -25,8 +25,9 @@
 /* The server's channels_max by default (server.h). */
 #define STREAM_MAX_CHANNELS 8
 
-/* Set by SIGINT and SIGTERM (aipc_session_init). */
-static volatile sig_atomic_t stop_signal;
+/* Set by SIGINT and SIGTERM (aipc_session_init), on whichever thread
+ * takes the signal: a lock-free atomic, safe in a handler. */
+static atomic_int stop_signal;
 static sem_t *stop_wake;
 
 static const struct aipc_sample_format formats[] = {
