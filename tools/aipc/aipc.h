@@ -194,7 +194,7 @@ int aipc_sandbox_try_prepare(const char *what);
  * call: with the call's result. */
 long aipc_sandbox_try(const char *what, int prepared);
 
-/* --- stream.c: what play and record share -------------------------------- */
+/* --- stream.c: the options of play and record --------------------------- */
 
 /* A sample format named on the command line (--format). */
 struct aipc_sample_format {
@@ -219,6 +219,12 @@ struct aipc_stream_args {
   const struct aipc_sample_format *format; /* NULL: not given */
 };
 
+/* What a stream may have (libcubeb's bounds; the server's channels_max
+ * by default, server.h). */
+#define AIPC_STREAM_MIN_RATE 1000
+#define AIPC_STREAM_MAX_RATE 192000
+#define AIPC_STREAM_MAX_CHANNELS 8
+
 /* Raw audio's defaults (--rate, --channels, --format), the same both
  * ways so that "aipc record - | aipc play -" needs no options. */
 #define AIPC_RAW_RATE 48000
@@ -237,6 +243,8 @@ const struct aipc_sample_format *aipc_sample_format_find(const char *name);
  */
 bool aipc_stream_parse(const char *cmd, bool input, const char *usage, int argc,
                        char **argv, struct aipc_stream_args *a, int *status);
+
+/* --- media.c -------------------------------------------------------------- */
 
 /* One end of play or record: a sound file, or raw audio on stdin
  * (play) or stdout (record). Main thread only. */
@@ -277,6 +285,8 @@ int aipc_media_close(struct aipc_media *m, const char *cmd, const char *path);
 /* Scales samples of a cubeb format in place (a recording's --volume). */
 void aipc_scale_samples(cubeb_sample_format format, void *buf, size_t bytes,
                         double gain);
+
+/* --- stream.c: the ring and the stream ---------------------------------- */
 
 /* A single-producer, single-consumer ring of bytes between an audio
  * callback and the main thread. _push and _pop never block or
