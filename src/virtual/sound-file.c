@@ -177,7 +177,13 @@ aipc_sound_format_for(const char *path, int subtype, uint32_t channels,
   SF_INFO info = {
       .samplerate = (int)rate, .channels = (int)channels, .format = f};
   if (rate > INT32_MAX || channels > INT32_MAX || !sf_format_check(&info)) {
-    const char *name = subtype_name(subtype);
+    const char *name = subtype_name(subtype & SF_FORMAT_SUBMASK);
+    info.format &= ~SF_FORMAT_ENDMASK;
+    if ((subtype & SF_FORMAT_ENDMASK) && sf_format_check(&info)) {
+      say(why, why_size, "%s has no choice of byte order for %s samples",
+          c->name, name ? name : "these");
+      return -EINVAL;
+    }
     say(why, why_size, "%s cannot hold %s samples in %u channels at %u Hz",
         c->name, name ? name : "these", channels, rate);
     return -EINVAL;

@@ -32,8 +32,8 @@ int aipc_sound_open(const char *path, SNDFILE **file, SF_INFO *info, char *why,
  * The libsndfile format to write `path` in: the container its name ends
  * in (.wav, .w64, .rf64, .aiff/.aif, .au/.snd, .caf, .flac, .ogg/.oga,
  * .opus; anything else is WAV), with the sample type `subtype`
- * (SF_FORMAT_PCM_16, SF_FORMAT_FLOAT, ...), except in Ogg, whose coding
- * (Vorbis, Opus) is its own. `uncompressed_only` refuses FLAC and Ogg,
+ * (SF_FORMAT_PCM_16, SF_FORMAT_FLOAT, ..., with an SF_ENDIAN_* byte
+ * order or not), except in Ogg, whose coding (Vorbis, Opus) is its own. `uncompressed_only` refuses FLAC and Ogg,
  * whose encoders allocate as they go. Checks that the container takes
  * the subtype, `channels` and `rate`. Returns 0 and sets *format, or
  * -EINVAL with `why`.

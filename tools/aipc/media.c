@@ -107,19 +107,19 @@ aipc_media_open(const struct aipc_stream_args *a, uint32_t rate,
     const struct aipc_sample_format *f =
         a->format ? a->format : aipc_sample_format_find("f32");
     int format;
-    int r = aipc_sound_format_for(a->path, f->subtype, channels, rate, false,
-                                  &format, why, sizeof(why));
+    int r = aipc_sound_format_for(a->path, f->subtype | f->endian, channels,
+                                  rate, false, &format, why, sizeof(why));
     if (r < 0 && !a->format) /* FLAC has no float: then s24 */
       r = aipc_sound_format_for(a->path, SF_FORMAT_PCM_24, channels, rate,
                                 false, &format, why, sizeof(why));
     if (r == 0)
-      r = aipc_sound_create(a->path, format | f->endian, channels, rate,
-                            &m->file, why, sizeof(why));
+      r = aipc_sound_create(a->path, format, channels, rate, &m->file, why,
+                            sizeof(why));
     if (r < 0)
       goto fail;
     m->rate = rate;
     m->channels = channels;
-    m->sf_format = format | f->endian;
+    m->sf_format = format;
     /* An integer file gets s16 samples when it holds no more: those
      * pass bit for bit. */
     m->shorts = (format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16 ||
