@@ -46,14 +46,16 @@ sink_of_aipc_play() {
 
 # --- --device, checked with pactl and through the sink's monitor --------------
 
-# Plays $1 with --device $sink while parec records the sink's monitor;
-# checks the stream sat on that sink and the tone arrived.
+# play_on_sink FILE WHAT [OPTIONS...]: plays FILE with --device $sink
+# while parec records the sink's monitor; checks the stream sat on that
+# sink and the tone arrived.
 play_on_sink() {
   local file=$1 what=$2 status seen= parec_pid
+  shift 2
   parec -d "$sink.monitor" --file-format=wav --format=float32le \
     --rate=48000 --channels=2 "$dir/monitor.wav" 2>"$dir/parec.err" &
   parec_pid=$!
-  "$aipc" play --backend pulse --device "$sink" "$file" \
+  "$aipc" play --backend pulse --device "$sink" "$@" "$file" \
     >"$dir/play.out" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
@@ -76,7 +78,8 @@ play_on_sink() {
 device_test() {
   local spec c s r ch f
   for spec in "wav s16 44100 2" "wavex f32 96000 6" "flac s24 48000 1" \
-    "ogg vorbis 48000 2" "wav u8 22050 1" "aiff s32 48000 2"; do
+    "ogg vorbis 48000 2" "wav u8 22050 1" "aiff s32 48000 2" \
+    "wav f64 48000 2" "wavex s24 32000 1"; do
     read -r c s r ch <<<"$spec"
     f=$dir/in-$c-$s.$c
     [ "$c" = wavex ] && f=$dir/in-$c-$s.wav
@@ -86,6 +89,15 @@ device_test() {
       fail "sound-tool makes a $c $s file"
     fi
   done
+
+  # The stream's volume is PulseAudio's: a sine at 0.5 reaches the
+  # monitor at 0.25.
+  play_on_sink "$dir/in-wav-f64.wav" "wav f64 at --volume 0.5" --volume 0.5
+  local peak
+  peak=$("$sound_tool" peak "$dir/monitor.wav")
+  echo "    | the monitor's peak: $peak"
+  check "play --volume 0.5 on pulse: the sink's monitor peaks at 0.25" \
+    awk -v p="$peak" 'BEGIN { exit !(p > 0.245 && p < 0.255) }'
 
   "$aipc" play --backend pulse --device nosuch_sink --tone 440 \
     >"$dir/play.out" 2>"$dir/play.err"
