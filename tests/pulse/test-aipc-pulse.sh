@@ -140,9 +140,11 @@ pipe_test() {
   wait "$parec_pid"
   show "$dir/pipe-rec.err"
   show "$dir/pipe-play.out"
+  # Live on both ends, play may run dry now and then (it says so, and
+  # fills in silence): the frame count is not checked.
   check "aipc record - | aipc play - on pulse: both exit 0, the mic's 440 Hz reaches the sink" \
     eval '[ "$status" = "0 0" ] &&
-      grep -q "played 48000 frames" "$dir/pipe-play.out" &&
+      grep -q "played [0-9]* frames" "$dir/pipe-play.out" &&
       "$tone_check" "$dir/pipe-monitor.wav" 440'
 }
 
