@@ -14,6 +14,8 @@
 /* Loading more than this is a mistake, not a test signal. */
 #define LOAD_MAX_SAMPLES ((uint64_t)64 << 20)
 #define LOAD_CHUNK_FRAMES 4096
+/* What a header may take of a 32-bit RIFF size (fmt, fact, PEAK). */
+#define HEADER_ALLOWANCE 4096
 
 struct container {
   const char *ext;
@@ -218,6 +220,38 @@ aipc_sound_create(const char *path, int format, uint32_t channels,
   SF_INFO info = {
       .samplerate = (int)rate, .channels = (int)channels, .format = format};
   return open_fd(fd, SFM_WRITE, &info, file, why, why_size);
+}
+
+uint64_t
+aipc_sound_max_frames(int format, uint32_t channels)
+{
+  int major = format & SF_FORMAT_TYPEMASK;
+  if (major != SF_FORMAT_WAV && major != SF_FORMAT_WAVEX &&
+      major != SF_FORMAT_AIFF && major != SF_FORMAT_AU)
+    return UINT64_MAX;
+  uint64_t bytes;
+  switch (format & SF_FORMAT_SUBMASK) {
+  case SF_FORMAT_PCM_U8:
+  case SF_FORMAT_PCM_S8:
+  case SF_FORMAT_ULAW:
+  case SF_FORMAT_ALAW:
+    bytes = 1;
+    break;
+  case SF_FORMAT_PCM_16:
+    bytes = 2;
+    break;
+  case SF_FORMAT_PCM_24:
+    bytes = 3;
+    break;
+  case SF_FORMAT_DOUBLE:
+    bytes = 8;
+    break;
+  default:
+    bytes = 4;
+    break;
+  }
+  /* Room for the header's chunks within the 32-bit sizes. */
+  return (UINT32_MAX - HEADER_ALLOWANCE) / (bytes * (channels ? channels : 1));
 }
 
 int

@@ -33,10 +33,10 @@ int aipc_sound_open(const char *path, SNDFILE **file, SF_INFO *info, char *why,
  * in (.wav, .w64, .rf64, .aiff/.aif, .au/.snd, .caf, .flac, .ogg/.oga,
  * .opus; anything else is WAV), with the sample type `subtype`
  * (SF_FORMAT_PCM_16, SF_FORMAT_FLOAT, ..., with an SF_ENDIAN_* byte
- * order or not), except in Ogg, whose coding (Vorbis, Opus) is its own. `uncompressed_only` refuses FLAC and Ogg,
- * whose encoders allocate as they go. Checks that the container takes
- * the subtype, `channels` and `rate`. Returns 0 and sets *format, or
- * -EINVAL with `why`.
+ * order or not), except in Ogg, whose coding (Vorbis, Opus) is its own.
+ * `uncompressed_only` refuses FLAC and Ogg, whose encoders allocate as they go.
+ * Checks that the container takes the subtype, `channels` and `rate`. Returns 0
+ * and sets *format, or -EINVAL with `why`.
  */
 int aipc_sound_format_for(const char *path, int subtype, uint32_t channels,
                           uint32_t rate, bool uncompressed_only, int *format,
@@ -49,6 +49,11 @@ int aipc_sound_format_for(const char *path, int subtype, uint32_t channels,
 int aipc_sound_create(const char *path, int format, uint32_t channels,
                       uint32_t rate, SNDFILE **file, char *why,
                       size_t why_size);
+
+/* The most frames a file of `format` can say it holds: WAV, AIFF and
+ * AU count their bytes in 32 bits (a little under 4 GiB of samples);
+ * UINT64_MAX for the others (W64, RF64, CAF, FLAC, Ogg). */
+uint64_t aipc_sound_max_frames(int format, uint32_t channels);
 
 /* Rewrites the header of a file being written for the frames written so
  * far, so that a process that dies leaves a valid file. No allocation:

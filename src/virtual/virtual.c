@@ -73,6 +73,7 @@ struct device {
   float *mix;
   int16_t *mix16;
   SNDFILE *out; /* opts.out_path */
+  uint64_t out_frames, out_max_frames;
   uint64_t frames_since_sync;
   bool out_failed;
 };
@@ -335,6 +336,15 @@ mix_stream(struct device *dev, const struct cubeb_stream *stm, uint32_t frames,
 static void
 write_mix(struct device *dev, uint32_t frames)
 {
+  char why[AIPC_SOUND_WHY_MAX];
+  if (frames > dev->out_max_frames - dev->out_frames) {
+    dev->out_failed = true;
+    aipc_error("virtual device: writing %s: its container can hold no "
+               "more; recording stops",
+               dev->opts.out_path);
+    return;
+  }
+  dev->out_frames += frames;
   sf_count_t written;
   if (dev->opts.is_float) {
     written = sf_writef_float(dev->out, dev->mix, frames);
@@ -344,7 +354,6 @@ write_mix(struct device *dev, uint32_t frames)
       dev->mix16[i] = aipc_sample_to_s16(dev->mix[i]);
     written = sf_writef_short(dev->out, dev->mix16, frames);
   }
-  char why[AIPC_SOUND_WHY_MAX];
   int r = 0;
   if (written != (sf_count_t)frames) {
     snprintf(why, sizeof(why), "%s", sf_strerror(dev->out));
@@ -721,6 +730,7 @@ device_new(const char *key, struct device **out)
     if (r == 0)
       r = aipc_sound_create(o->out_path, format, o->channels, o->rate,
                             &dev->out, why, sizeof(why));
+    dev->out_max_frames = aipc_sound_max_frames(format, o->channels);
     if (r < 0) {
       aipc_error("virtual device: option 'out': %s: %s", o->out_path, why);
       r = -EINVAL;

@@ -181,6 +181,9 @@ aipc_media_strerror(const struct aipc_media *m, int err)
 {
   if (m->file && err == -EIO)
     return sf_strerror(m->file);
+  if (err == -EFBIG)
+    return "full: WAV, AIFF and AU count at most 4 GiB; record to .w64, "
+           ".rf64 or .caf for more";
   return strerror(-err);
 }
 

@@ -63,6 +63,7 @@ struct recorder {
   struct aipc_session session;
   struct aipc_media media;
   size_t frame_bytes;
+  uint64_t written, max_frames; /* what the file's header can count */
 };
 
 /* Audio thread: copies whole frames into the ring, never waits. */
@@ -97,6 +98,10 @@ drain_ring(struct recorder *rec, double volume)
   size_t len = sizeof(chunk) - sizeof(chunk) % rec->frame_bytes;
   size_t n;
   while ((n = aipc_ring_pop(&rec->session.ring, chunk, len)) > 0) {
+    uint64_t frames = n / rec->frame_bytes;
+    if (frames > rec->max_frames - rec->written)
+      return -EFBIG;
+    rec->written += frames;
     if (volume != 1.0)
       aipc_scale_samples(rec->media.format, chunk, n, volume);
     int r = aipc_media_write(&rec->media, chunk, n);
@@ -142,6 +147,9 @@ record_client(const char *cmd, cubeb *ctx, void *data)
   if (aipc_media_open(a, rate, channels, &rec.media) < 0)
     return AIPC_EXIT_FAILURE;
   rec.frame_bytes = rec.media.frame_bytes;
+  rec.max_frames = rec.media.raw
+                       ? UINT64_MAX
+                       : aipc_sound_max_frames(rec.media.sf_format, channels);
   struct aipc_session *s = &rec.session;
   int err = aipc_session_init(s, (size_t)rate * RECORD_RING_SECONDS *
                                      rec.frame_bytes);
