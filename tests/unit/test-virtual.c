@@ -5,6 +5,7 @@
  * is checked sample for sample.
  */
 #include "../runner.h"
+#include "sound-file.h"
 #include "virtual.h"
 
 #include <cubeb/cubeb.h>
@@ -1407,4 +1408,21 @@ TEST(realtime_clock_progresses)
   cubeb_stream_destroy(stm);
   cubeb_destroy(ctx);
   player_destroy(&p);
+}
+
+/* What the out= writer (and aipc record) stop at: the frames a 32-bit
+ * RIFF, AIFF or AU size can count; the 64-bit containers have no such
+ * bound. */
+TEST(sound_file_limits)
+{
+  CHECK_INT(aipc_sound_max_frames(SF_FORMAT_WAV | SF_FORMAT_FLOAT, 2), ==,
+            (UINT32_MAX - 4096) / 8);
+  CHECK_INT(aipc_sound_max_frames(SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2), ==,
+            (UINT32_MAX - 4096) / 4);
+  CHECK_INT(aipc_sound_max_frames(SF_FORMAT_AIFF | SF_FORMAT_PCM_24, 1), ==,
+            (UINT32_MAX - 4096) / 3);
+  CHECK(aipc_sound_max_frames(SF_FORMAT_W64 | SF_FORMAT_FLOAT, 2) ==
+        UINT64_MAX);
+  CHECK(aipc_sound_max_frames(SF_FORMAT_RF64 | SF_FORMAT_FLOAT, 2) ==
+        UINT64_MAX);
 }
