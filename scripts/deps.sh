@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config cmake
   clang libclang-rt-14-dev llvm
-  libcubeb-dev libseccomp-dev libdbus-1-dev libspeexdsp-dev
+  libcubeb-dev libseccomp-dev libdbus-1-dev libspeexdsp-dev libsndfile1-dev
   pulseaudio pulseaudio-utils libasound2-plugins
   dbus-bin dbus-daemon rtkit
   valgrind

@@ -280,14 +280,37 @@ ring_play(struct aipc_sstream *s, uint8_t *out, long nframes, int64_t deadline)
   return r;
 }
 
+/* The room in a buffered input stream's ring, once the client has made
+ * room for `nframes` or `deadline` passed. */
+static uint32_t
+ring_room(struct aipc_sstream *s, uint32_t nframes, int64_t deadline)
+{
+  struct aipc_stream_ctl *ctl = s->ctl;
+  for (int idle = 0;; idle++) {
+    uint32_t news = aipc_wake_load(&ctl->response);
+    uint32_t used = ring_span(s);
+    uint32_t room = used == UINT32_MAX ? 0 : s->layout.frames_max - used;
+    if (room >= nframes || used == UINT32_MAX || idle > 4 ||
+        aipc_now_ns() >= deadline)
+      return room;
+    aipc_sstream_poke(s);
+    if (aipc_wake_wait(&ctl->response, news, deadline) < 0)
+      return room;
+  }
+}
+
 /*
  * A buffered input stream's callback: copies the input into the ring and
- * wakes the client, never waiting. What finds no room (the client fell
- * behind) is dropped and counted as a miss. The client's end takes effect
- * here, one callback after its callback returned it.
+ * wakes the client, never waiting, unless `wait_for_room` (the virtual
+ * device's fast clock, where time means nothing and the device must not
+ * outrun its clients): then it waits, until `deadline`, for the client to
+ * make room. What finds no room (the client fell behind) is dropped and
+ * counted as a miss. The client's end takes effect here, one callback
+ * after its callback returned it.
  */
 static long
-ring_record(struct aipc_sstream *s, const uint8_t *in, long nframes)
+ring_record(struct aipc_sstream *s, const uint8_t *in, long nframes,
+            bool wait_for_room, int64_t deadline)
 {
   struct aipc_stream_ctl *ctl = s->ctl;
   int64_t since = aipc_now_ns();
@@ -296,8 +319,7 @@ ring_record(struct aipc_sstream *s, const uint8_t *in, long nframes)
     count_wait(s->stats, since);
     return end == AIPC_RING_END_SHORT ? 0 : s->error_return;
   }
-  uint32_t used = ring_span(s);
-  uint32_t room = used == UINT32_MAX ? 0 : s->layout.frames_max - used;
+  uint32_t room = ring_room(s, wait_for_room ? (uint32_t)nframes : 0, deadline);
   uint32_t n = (uint32_t)nframes < room ? (uint32_t)nframes : room;
   aipc_ring_write(s->ring, s->layout.frames_max, s->in_frame_bytes,
                   s->ring_pos, in, n);
@@ -314,7 +336,7 @@ ring_record(struct aipc_sstream *s, const uint8_t *in, long nframes)
 /* A buffered stream's callback, before `deadline`. */
 static long
 ring_serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
-           long nframes, int64_t deadline)
+           long nframes, int64_t deadline, bool wait_for_room)
 {
   atomic_fetch_add_explicit(&s->stats->callbacks, 1, memory_order_relaxed);
   if (s->drain_deferred) {
@@ -326,7 +348,7 @@ ring_serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
     return nframes;
   }
   return out ? ring_play(s, out, nframes, deadline)
-             : ring_record(s, in, nframes);
+             : ring_record(s, in, nframes, wait_for_room, deadline);
 }
 
 /* --- The backend's callbacks ---------------------------------------------- */
@@ -340,7 +362,7 @@ aipc_sstream_data_callback(cubeb_stream *backend, void *user,
   aipc_rt_enter();
   long r = s->buffered
                ? ring_serve(s, input, output, nframes,
-                            aipc_now_ns() + s->deadline_ns)
+                            aipc_now_ns() + s->deadline_ns, false)
                : serve(s, input, output, nframes);
   aipc_rt_leave();
   return r;
@@ -378,7 +400,8 @@ split_end(void *user, void *output, long frames, int64_t device_deadline)
     deadline = device_deadline;
   long r;
   if (s->buffered) {
-    r = ring_serve(s, s->split_input, output, frames, deadline);
+    r = ring_serve(s, s->split_input, output, frames, deadline,
+                   device_deadline < 0);
   } else {
     atomic_fetch_add_explicit(&s->stats->callbacks, 1, memory_order_relaxed);
     int32_t got = s->split_asked ? collect(s, output, deadline) : ANSWER_MISSED;

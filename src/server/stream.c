@@ -42,8 +42,8 @@ pow2_floor(uint32_t n)
  * the latency ahead (the largest power of two not above it: pulse splits
  * what it buffers in quarters, so its steady callbacks ask less than
  * that), and at least the virtual device's callback; input holds twice
- * the latency, and at least four callbacks. Within `room`, the frames the
- * stream's memory may hold.
+ * the latency, at least four callbacks and a quarter of a second. Within
+ * `room`, the frames the stream's memory may hold.
  */
 static uint32_t
 ring_frames(cubeb *ctx, const struct aipc_sstream_params *p, bool is_virtual,
@@ -68,7 +68,10 @@ ring_frames(cubeb *ctx, const struct aipc_sstream_params *p, bool is_virtual,
     if (want > 16384)
       want = 16384;
   } else {
+    /* Room for the client to fall a quarter of a second behind. */
     uint32_t least = 2 * latency > 4 * callback ? 2 * latency : 4 * callback;
+    if (least < params->rate / 4)
+      least = params->rate / 4;
     want = 1024;
     while (want < least && want < 65536)
       want *= 2;

@@ -6,8 +6,9 @@
 #include "cubeb-ops.h"
 #include "log.h"
 #include "options.h"
+#include "resample.h"
+#include "sound-file.h"
 #include "thread.h"
-#include "wav.h"
 
 #include <errno.h>
 #include <math.h>
@@ -55,7 +56,7 @@ struct device {
 
   /* Immutable once the clock thread runs. */
   struct aipc_virtual_options opts;
-  struct aipc_wav_data input; /* AIPC_VIRTUAL_SOURCE_FILE */
+  struct aipc_sound_data input; /* AIPC_VIRTUAL_SOURCE_FILE, at opts.rate */
   pthread_t thread;
 
   pthread_mutex_t lock;
@@ -71,9 +72,10 @@ struct device {
   /* Clock thread only, then device_release after the join. */
   float *mix;
   int16_t *mix16;
-  struct aipc_wav_writer *wav;
+  SNDFILE *out; /* opts.out_path */
+  uint64_t out_frames, out_max_frames;
   uint64_t frames_since_sync;
-  bool wav_failed;
+  bool out_failed;
 };
 
 struct cubeb {
@@ -227,7 +229,7 @@ fill_input(struct device *dev, struct cubeb_stream *stm, bool muted)
     memset(stm->in_buf, 0, (size_t)o->period * stm->in_frame_bytes);
     return;
   }
-  const struct aipc_wav_data *file = &dev->input;
+  const struct aipc_sound_data *file = &dev->input;
   for (uint32_t f = 0; f < o->period; f++, k++) {
     float sine = 0;
     const float *frame = NULL;
@@ -268,7 +270,7 @@ generate_input(struct device *dev, struct cubeb_stream *stm, bool muted)
     memset(area, 0, (size_t)o->period * channels * sizeof(float));
     return;
   }
-  const struct aipc_wav_data *file = &dev->input;
+  const struct aipc_sound_data *file = &dev->input;
   for (uint32_t f = 0; f < o->period; f++, k++) {
     float *to = area + (size_t)f * channels;
     if (o->source == AIPC_VIRTUAL_SOURCE_FILE) {
@@ -328,30 +330,46 @@ mix_stream(struct device *dev, const struct cubeb_stream *stm, uint32_t frames,
   }
 }
 
-/* Clock thread. */
+/* Clock thread. libsndfile writes an uncompressed container (the
+ * device refuses others) straight from our buffer: a write(), no
+ * allocation; the header, once a second, a seek and a write. */
 static void
 write_mix(struct device *dev, uint32_t frames)
 {
-  const void *samples = dev->mix;
-  if (!dev->opts.is_float) {
+  char why[AIPC_SOUND_WHY_MAX];
+  if (frames > dev->out_max_frames - dev->out_frames) {
+    dev->out_failed = true;
+    aipc_error("virtual device: writing %s: its container can hold no "
+               "more; recording stops",
+               dev->opts.out_path);
+    return;
+  }
+  dev->out_frames += frames;
+  sf_count_t written;
+  if (dev->opts.is_float) {
+    written = sf_writef_float(dev->out, dev->mix, frames);
+  } else {
     size_t count = (size_t)frames * dev->opts.channels;
     for (size_t i = 0; i < count; i++)
       dev->mix16[i] = aipc_sample_to_s16(dev->mix[i]);
-    samples = dev->mix16;
+    written = sf_writef_short(dev->out, dev->mix16, frames);
   }
-  int r = aipc_wav_writer_append(dev->wav, samples, frames);
-  if (r == 0) {
+  int r = 0;
+  if (written != (sf_count_t)frames) {
+    snprintf(why, sizeof(why), "%s", sf_strerror(dev->out));
+    r = -EIO;
+  } else {
     /* Keep the header current, for a process that dies before close. */
     dev->frames_since_sync += frames;
     if (dev->frames_since_sync >= dev->opts.rate) {
       dev->frames_since_sync = 0;
-      r = aipc_wav_writer_sync(dev->wav);
+      r = aipc_sound_sync(dev->out, why, sizeof(why));
     }
   }
   if (r < 0) {
-    dev->wav_failed = true;
+    dev->out_failed = true;
     aipc_error("virtual device: writing %s: %s; recording stops",
-               dev->opts.out_path, aipc_wav_strerror(r));
+               dev->opts.out_path, why);
   }
 }
 
@@ -516,7 +534,7 @@ run_period(struct device *dev, int64_t due, bool overslept)
     stm = next;
   }
 
-  if (frames == 0 || !dev->wav || dev->wav_failed)
+  if (frames == 0 || !dev->out || dev->out_failed)
     return;
   if (!mixed)
     memset(dev->mix, 0, samples * sizeof(float));
@@ -594,6 +612,57 @@ clock_main(void *data)
   pthread_mutex_unlock(&dev->lock);
 }
 
+/* Brings an input file to the device's rate, once, before the clock
+ * runs. The filter's delay is cut from the start, so that the file's
+ * first frame is the input's first; its tail, the last few frames, is
+ * left out, which a looped input does not miss. Returns 0 or a negative
+ * errno with `why`. */
+static int
+input_resample(struct aipc_sound_data *data, uint32_t rate, char *why,
+               size_t why_size)
+{
+  struct aipc_resampler *rs;
+  int r = aipc_resampler_new(&rs, data->channels, data->rate, rate,
+                             AIPC_RESAMPLER_QUALITY);
+  if (r < 0) {
+    snprintf(why, why_size, "cannot resample %u Hz to %u Hz: %s", data->rate,
+             rate, strerror(-r));
+    return r;
+  }
+  /* aipc_sound_load keeps files far below 2^32 frames. */
+  uint64_t total = 0;
+  uint64_t room = aipc_resampler_output_for(rs, (uint32_t)data->frames);
+  float *out = room ? malloc(room * data->channels * sizeof(float)) : NULL;
+  if (!out) {
+    aipc_resampler_destroy(rs);
+    snprintf(why, why_size, "%s",
+             room ? "out of memory" : "too short to resample");
+    return room ? -ENOMEM : -ENODATA;
+  }
+  for (uint64_t done = 0; done < data->frames;) {
+    uint64_t left = data->frames - done;
+    uint32_t n = left > 65536 ? 65536 : (uint32_t)left;
+    total += aipc_resampler_process(rs, data->samples + done * data->channels,
+                                    n, out + total * data->channels,
+                                    (uint32_t)(room - total));
+    done += n;
+  }
+  uint64_t delay = (uint64_t)aipc_resampler_latency(rs) * rate / data->rate;
+  aipc_resampler_destroy(rs);
+  if (total <= delay) {
+    free(out);
+    snprintf(why, why_size, "too short to resample");
+    return -ENODATA;
+  }
+  memmove(out, out + delay * data->channels,
+          (total - delay) * data->channels * sizeof(float));
+  free(data->samples);
+  data->samples = out;
+  data->frames = total - delay;
+  data->rate = rate;
+  return 0;
+}
+
 static void
 device_free(struct device *dev)
 {
@@ -602,9 +671,9 @@ device_free(struct device *dev)
     dev->streams = stm->next;
     stream_free(stm);
   }
-  if (dev->wav)
-    aipc_wav_writer_destroy(dev->wav);
-  aipc_wav_data_clear(&dev->input);
+  if (dev->out)
+    sf_close(dev->out);
+  aipc_sound_data_clear(&dev->input);
   aipc_virtual_options_clear(&dev->opts);
   free(dev->mix);
   free(dev->mix16);
@@ -641,27 +710,29 @@ device_new(const char *key, struct device **out)
     r = -ENOMEM;
     goto fail;
   }
+  char why[AIPC_SOUND_WHY_MAX];
   if (o->source == AIPC_VIRTUAL_SOURCE_FILE) {
-    r = aipc_wav_read(o->in_path, INPUT_FILE_MAX_CHANNELS, &dev->input);
+    r = aipc_sound_load(o->in_path, INPUT_FILE_MAX_CHANNELS, &dev->input, why,
+                        sizeof(why));
+    if (r == 0 && dev->input.rate != o->rate)
+      r = input_resample(&dev->input, o->rate, why, sizeof(why));
     if (r < 0) {
-      aipc_error("virtual device: option 'in': %s: %s", o->in_path,
-                 aipc_wav_strerror(r));
-      r = -EINVAL;
-      goto fail;
-    }
-    if (dev->input.rate != o->rate) {
-      aipc_error("virtual device: option 'in': %s has rate %u, the device %u",
-                 o->in_path, dev->input.rate, o->rate);
+      aipc_error("virtual device: option 'in': %s: %s", o->in_path, why);
       r = -EINVAL;
       goto fail;
     }
   }
   if (o->out_path) {
-    r = aipc_wav_writer_new(&dev->wav, o->out_path, o->is_float, o->channels,
-                            o->rate);
+    int format;
+    r = aipc_sound_format_for(
+        o->out_path, o->is_float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16,
+        o->channels, o->rate, true, &format, why, sizeof(why));
+    if (r == 0)
+      r = aipc_sound_create(o->out_path, format, o->channels, o->rate,
+                            &dev->out, why, sizeof(why));
+    dev->out_max_frames = aipc_sound_max_frames(format, o->channels);
     if (r < 0) {
-      aipc_error("virtual device: option 'out': %s: %s", o->out_path,
-                 aipc_wav_strerror(r));
+      aipc_error("virtual device: option 'out': %s: %s", o->out_path, why);
       r = -EINVAL;
       goto fail;
     }
@@ -728,12 +799,12 @@ device_release(struct device *dev)
   pthread_cond_signal(&dev->wake);
   pthread_mutex_unlock(&dev->lock);
   pthread_join(dev->thread, NULL);
-  if (dev->wav) {
-    int r = aipc_wav_writer_destroy(dev->wav);
-    dev->wav = NULL;
-    if (r < 0 && !dev->wav_failed)
-      aipc_error("virtual device: finishing %s: %s", dev->opts.out_path,
-                 aipc_wav_strerror(r));
+  if (dev->out) {
+    char why[AIPC_SOUND_WHY_MAX];
+    int r = aipc_sound_close(dev->out, why, sizeof(why));
+    dev->out = NULL;
+    if (r < 0 && !dev->out_failed)
+      aipc_error("virtual device: finishing %s: %s", dev->opts.out_path, why);
   }
 
   pthread_mutex_lock(&registry.lock);

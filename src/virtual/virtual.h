@@ -2,31 +2,37 @@
 /*
  * The virtual device: our own implementation of libcubeb's ops table.
  * It paces callbacks by a clock (real time, or as fast as possible),
- * mixes every output stream into a WAV file, and feeds input streams
- * from a generator. It makes tests deterministic and bit-exact and lets
+ * mixes every output stream into a sound file, and feeds input streams
+ * from a generator or a sound file (both through libsndfile,
+ * sound-file.h). It makes tests deterministic and bit-exact and lets
  * the demo run where there is no sound server.
  *
  * Options (after "virtual:" in a backend name, comma-separated):
  *   rate=HZ          device rate, default 48000 (1000..192000)
  *   channels=N       output channels of the device, default 2 (1..8)
  *   period=FRAMES    frames per callback, default 128 (1..96000)
- *   format=f32|s16   device sample format, default f32: sets the WAV
- *                    file's format (32-bit IEEE float or 16-bit PCM)
+ *   format=f32|s16   device sample format, default f32: sets the out=
+ *                    file's samples (32-bit IEEE float or 16-bit PCM)
  *   clock=realtime|fast   pace by CLOCK_MONOTONIC (default) or run
  *                    periods back to back as fast as possible (but wait,
  *                    not spin, while no stream is started)
- *   out=PATH.wav     write the mix of all output streams here (a
+ *   out=PATH         write the mix of all output streams here (a
  *                    regular file, made or truncated, or a character
- *                    device such as /dev/null; never through a symlink)
- *   in=sine:HZ|silence|PATH.wav   what input streams receive
- *                    (default sine:440; a regular file)
+ *                    device such as /dev/null; never through a symlink),
+ *                    in the uncompressed container its name ends in:
+ *                    .w64, .rf64, .aiff, .au, .caf, else WAV. FLAC and
+ *                    Ogg are refused: their encoders allocate, and the
+ *                    clock thread writes the file.
+ *   in=sine:HZ|silence|PATH   what input streams receive (default
+ *                    sine:440; a regular file, any container and sample
+ *                    type libsndfile reads)
  *   init_delay_ms=MS stream creation takes this long (0..10000), as it
  *                    can on pulse; for tests of request isolation
  * A key may appear once; paths cannot contain commas.
  *
  * Every context created with the same option string shares one device:
  * one clock thread calls every started stream of every such context each
- * period, and one WAV file holds their mix.
+ * period, and one file holds their mix.
  *
  * Streams: s16 or float32, either endianness, 1000..192000 Hz, 1..32
  * channels with any layout, any latency (the device's period is used);
@@ -73,8 +79,11 @@
  *
  * Input: the device's input has its output's channels (a file's own),
  * at the device rate. sine:HZ gives 0.5 * sin(2 pi HZ k / rate) in every
- * channel, k counting the device frames made for the stream. A WAV file
- * (float32 or s16, at the device rate) is looped. Input streams of
+ * channel, k counting the device frames made for the stream. A file
+ * is read whole at start-up as float (integer samples scaled to [-1,
+ * 1), s16 as v / 32768), resampled once to the device rate if it has
+ * another (libspeexdsp, quality 5, the filter's delay cut from the
+ * start), and looped. Input streams of
  * another rate, format or channel count get it converted; channels go
  * as for an undefined layout (the input has none): channel i to channel
  * i, missing ones silent, a mono input to the first two. s16 streams get

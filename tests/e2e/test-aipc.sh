@@ -3,7 +3,7 @@
 # End-to-end tests of the aipc tool, all on the virtual device (no sound
 # server needed).
 #
-#   test-aipc.sh AIPC TONE_CHECK
+#   test-aipc.sh AIPC TONE_CHECK SOUND_TOOL
 #
 # Prints PASS/FAIL per check and a last line "N passed, N failed"; exits
 # non-zero if anything failed.
@@ -11,6 +11,7 @@ set -u
 
 aipc=$1
 tone_check=$2
+sound_tool=$3
 # The sandbox checks end processes with SIGSYS: no core files.
 ulimit -c 0
 
@@ -25,27 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-pass() {
-  echo "PASS: $1"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAIL: $1"
-  failed=$((failed + 1))
-}
-# check NAME COMMAND...: passes if COMMAND succeeds. Compound conditions
-# go through eval, in the caller's (dynamic) scope.
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-# Shows a file's content in the log, indented.
-show() {
-  sed 's/^/    | /' "$1"
-}
+# shellcheck source=checks.sh
+. "$(dirname "$0")/checks.sh"
 
 # --- 1. The demo: sandboxed clients, every tone in the mix --------------------
 
@@ -202,8 +184,7 @@ serve_test() {
 
 usage_test() {
   local args status
-  for args in "" "nosuch" "demo --clients x" "play" "play --tone" \
-    "record --seconds 1" "serve" "info extra"; do
+  for args in "" "nosuch" "demo --clients x" "serve" "info extra"; do
     # shellcheck disable=SC2086 # split on purpose
     "$aipc" $args >"$dir/usage.out" 2>"$dir/usage.err"
     status=$?
@@ -217,6 +198,21 @@ usage_test() {
   status=$?
   check "'aipc --version' prints the project's version" \
     eval '[ "$status" -eq 0 ] && grep -qx "aipc [0-9]*\.[0-9]*\.[0-9]*" "$dir/version.out"'
+  # play and record name the one wrong thing and where to look.
+  for args in "play" "play --tone" "record --seconds 1" "play --rate 3 -" \
+    "play --rate 8000 x.wav" "play --format s24 -" "record - --format s24" \
+    "record --format nosuch x.wav" "record --tone 440 x.wav" \
+    "play --volume 2 x.wav" "play --latency 0 x.wav" "play --bogus x.wav" \
+    "play a.wav b.wav" "play --channels 9 -"; do
+    # shellcheck disable=SC2086 # split on purpose
+    "$aipc" $args >"$dir/usage.out" 2>"$dir/usage.err"
+    status=$?
+    show "$dir/usage.err"
+    check "'aipc $args' exits 2 with one line and 'see aipc ${args%% *} --help'" \
+      eval '[ "$status" -eq 2 ] && [ "$(wc -l <"$dir/usage.err")" -eq 2 ] &&
+        [ "$(tail -n 1 "$dir/usage.err")" = "see aipc ${args%% *} --help" ] &&
+        [ ! -s "$dir/usage.out" ]'
+  done
   for args in demo serve top play record devices info; do
     "$aipc" "$args" --help >"$dir/help.out" 2>&1
     status=$?
@@ -323,12 +319,219 @@ PY
     eval '[ "$lines" -ge 1 ] && [ "$lines" -le 3 ]'
 }
 
+# --- 6. play: every container and sample type, any rate and channels ---------
+
+# "container samples rate channels": at the device's rate and channels
+# the output must be the file, read as float, bit for bit; otherwise
+# the device converts, and the tone must be there at its length.
+sound_files_test() {
+  local spec c s r ch f out frames status lo hi
+  for spec in "wav u8 48000 2" "aiff s8 48000 2" "wav s16 48000 2" \
+    "wav s24 48000 2" "wav s32 48000 2" "wav f32 48000 2" "wav f64 48000 2" \
+    "wavex s16 48000 2" "wavex s24 48000 2" "wavex f32 48000 2" \
+    "flac s16 48000 2" "flac s24 48000 2" "aiff s16 48000 2" \
+    "caf f32 48000 2" "w64 s32 48000 2" "au s16 48000 2" \
+    "wav s16 44100 1" "wav f32 22050 2" "wavex s24 96000 6" \
+    "flac s16 8000 1" "ogg vorbis 44100 2" "ogg vorbis 48000 1" \
+    "wav u8 11025 3"; do
+    read -r c s r ch <<<"$spec"
+    f=$dir/in-$c-$s-$r-$ch.$c
+    [ "$c" = wavex ] && f=$dir/in-$c-$s-$r-$ch.wav
+    out=$dir/out-$c-$s-$r-$ch.wav
+    frames=$((r / 2))
+    if ! "$sound_tool" gen "$f" "$c" "$s" "$r" "$ch" "$frames" 440; then
+      fail "sound-tool makes a $c $s file"
+      continue
+    fi
+    "$aipc" play --backend "virtual:clock=fast,out=$out" "$f" \
+      >"$dir/play.out" 2>&1
+    status=$?
+    show "$dir/play.out"
+    if [ "$r" = 48000 ] && [ "$ch" = 2 ] && [ "$s" != vorbis ]; then
+      check "play $c $s at 48000 Hz, stereo: exit 0, the output is the file bit for bit" \
+        eval '[ "$status" -eq 0 ] && "$sound_tool" same "$f" "$out"'
+    else
+      # 0.5 s at 48 kHz, and the resampler's tail (its filter's delay).
+      lo=23900 hi=24400
+      check "play $c $s at $r Hz, $ch channels: exit 0, 440 Hz for 0.5 s in the output" \
+        eval '[ "$status" -eq 0 ] &&
+          "$tone_check" "$out" --frames "$lo:$hi" 440'
+    fi
+  done
+}
+
+# A 5.1 file (WAVE_FORMAT_EXTENSIBLE's channel mask) is mixed down by
+# its layout: left gets left, and centre, LFE and back left at 1/sqrt(2)
+# each (libcubeb's rules), 0.5 * (1 + 3 / sqrt(2)). A file without a
+# channel map goes channel to channel.
+# play_peak NAME FILE PEAK: plays FILE on the virtual device; checks the
+# output's largest sample.
+play_peak() {
+  local status want=$3
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/peak-out.wav" "$2" \
+    >"$dir/play.out" 2>&1
+  status=$?
+  show "$dir/play.out"
+  check "$1" eval '[ "$status" -eq 0 ] &&
+    [ "$("$sound_tool" peak "$dir/peak-out.wav")" = "$want" ]'
+}
+
+layout_test() {
+  "$sound_tool" gen "$dir/six.wav" wavex f32 48000 6 24000 440
+  "$sound_tool" gen "$dir/six.w64" w64 f32 48000 6 24000 440
+  play_peak "play of a 5.1 WAVE_FORMAT_EXTENSIBLE file: mixed to stereo by its layout" \
+    "$dir/six.wav" 1.5607
+  play_peak "play of a 6-channel file without a channel map: channel to channel" \
+    "$dir/six.w64" 0.5000
+}
+
+# --- 7. Broken files: exit 1 and one line naming the file -------------------
+
+broken_files_test() {
+  local good=$dir/good.wav f status
+  "$sound_tool" gen "$good" wav s16 48000 2 48000 440
+  : >"$dir/empty.wav"
+  head -c 1000 /dev/urandom >"$dir/garbage.wav"
+  head -c 30 "$good" >"$dir/truncated-header.wav"
+  printf 'RIFF\x24\x00\x00\x00WAVEfmt ' >"$dir/no-fmt.wav"
+  mkfifo "$dir/fifo.wav"
+  for f in empty garbage truncated-header no-fmt fifo missing; do
+    timeout 30 "$aipc" play --backend virtual:clock=fast "$dir/$f.wav" \
+      >"$dir/broken.out" 2>"$dir/broken.err"
+    status=$?
+    show "$dir/broken.err"
+    check "play of a $f file: exit 1, one line on stderr naming it" \
+      eval '[ "$status" -eq 1 ] && [ "$(wc -l <"$dir/broken.err")" -eq 1 ] &&
+        grep -q "^aipc play: $dir/$f.wav: ." "$dir/broken.err" &&
+        [ ! -s "$dir/broken.out" ]'
+  done
+  # The header says 1 s; the data chunk holds 0.25 s.
+  head -c $((44 + 48000 * 4 / 4)) "$good" >"$dir/short.wav"
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/short-out.wav" \
+    "$dir/short.wav" >"$dir/broken.out" 2>&1
+  status=$?
+  show "$dir/broken.out"
+  check "play of a file whose data is shorter than its header says plays what is there" \
+    eval '[ "$status" -eq 0 ] &&
+      "$tone_check" "$dir/short-out.wav" --frames 12000:12000 440'
+  "$aipc" play --backend virtual:clock=fast,in="$dir/garbage.wav" \
+    --tone 440 --seconds 0.1 >"$dir/broken.out" 2>&1
+  status=$?
+  show "$dir/broken.out"
+  check "a virtual device whose in= file is garbage does not start" \
+    eval '[ "$status" -eq 1 ] && grep -q "garbage.wav" "$dir/broken.out"'
+}
+
+# --- 8. record: containers and sample types ----------------------------------
+
+record_formats_test() {
+  local spec fmt file want status
+  for spec in "s16 wav s16" "s24 wav s24" "f32 wav f32" "u8 wav u8" \
+    "s32 wav s32" "f64 wav f64" "s16 flac s16" "- flac s24" "s24 flac s24" \
+    "- wav f32" "- ogg vorbis" "s16be aiff s16" "f32 caf f32"; do
+    read -r fmt file want <<<"$spec"
+    file=$dir/rec-$fmt.$file
+    local opts=()
+    [ "$fmt" != - ] && opts=(--format "$fmt")
+    "$aipc" record --backend virtual:clock=fast "${opts[@]}" "$file" \
+      --seconds 0.5 >"$dir/rec.out" 2>&1
+    status=$?
+    show "$dir/rec.out"
+    check "record ${opts[*]:-(default format)} to .${file##*.}: exit 0, $want samples, 24000 frames of 440 Hz" \
+      eval '[ "$status" -eq 0 ] &&
+        "$sound_tool" info "$file" | grep -q "^[a-z0-9]* $want 48000 2 24000$" &&
+        "$tone_check" "$file" 440'
+  done
+  # The virtual device's in= takes any file libsndfile reads, at any
+  # rate: a 44.1 kHz mono FLAC of 570 Hz, resampled once to 48 kHz.
+  "$sound_tool" gen "$dir/in570.flac" flac s16 44100 1 44100 570
+  "$aipc" record --backend "virtual:clock=fast,in=$dir/in570.flac" \
+    "$dir/rec-in.wav" --seconds 0.5 >"$dir/rec.out" 2>&1
+  status=$?
+  show "$dir/rec.out"
+  check "record from a virtual device with in= a 44.1 kHz FLAC: its 570 Hz" \
+    eval '[ "$status" -eq 0 ] &&
+      "$tone_check" "$dir/rec-in.wav" --frames 24000:24000 570 &&
+      ! "$tone_check" "$dir/rec-in.wav" 440'
+  "$aipc" record --backend virtual:clock=fast --format f32 "$dir/x.flac" \
+    --seconds 0.5 >"$dir/rec.out" 2>"$dir/rec.err"
+  status=$?
+  show "$dir/rec.err"
+  check "record --format f32 to FLAC: exit 1, one line" \
+    eval '[ "$status" -eq 1 ] && [ "$(wc -l <"$dir/rec.err")" -eq 1 ]'
+  "$aipc" record --backend virtual:clock=fast --rate 44100 --channels 1 \
+    --volume 0.5 "$dir/rec-opts.wav" --seconds 0.5 >"$dir/rec.out" 2>&1
+  status=$?
+  show "$dir/rec.out"
+  check "record --rate 44100 --channels 1 --volume 0.5: the sine at 0.25" \
+    eval '[ "$status" -eq 0 ] &&
+      "$sound_tool" info "$dir/rec-opts.wav" | grep -q " 44100 1 22050$" &&
+      [ "$("$sound_tool" peak "$dir/rec-opts.wav")" = 0.2500 ]'
+}
+
+# --- 9. record until a signal; its header kept current -----------------------
+
+record_signal_test() {
+  local sig file
+  for sig in INT TERM KILL; do
+    for file in "$dir/sig-$sig.wav" "$dir/sig-$sig.flac"; do
+      [ "$sig" = KILL ] && [ "${file##*.}" = flac ] && continue
+      record_signal_check "$sig" "$file" --backend virtual:clock=realtime
+    done
+  done
+}
+
+# --- 10. Raw audio through a pipe; devices ------------------------------------
+
+raw_and_devices_test() {
+  local fmt status
+  for fmt in "" s16le s16be f32le f32be; do
+    local opts=()
+    [ -n "$fmt" ] && opts=(--format "$fmt")
+    "$aipc" record --backend virtual:clock=fast "${opts[@]}" - --seconds 1 \
+      2>"$dir/raw-rec.err" |
+      "$aipc" play --backend "virtual:clock=realtime,out=$dir/raw.wav" \
+        "${opts[@]}" - >"$dir/raw-play.out" 2>&1
+    status="${PIPESTATUS[0]} ${PIPESTATUS[1]}"
+    show "$dir/raw-rec.err"
+    show "$dir/raw-play.out"
+    check "aipc record ${opts[*]} - | aipc play ${opts[*]} -: a second of 440 Hz" \
+      eval '[ "$status" = "0 0" ] &&
+        "$tone_check" "$dir/raw.wav" --frames 48000:49000 440'
+  done
+  "$aipc" play --backend "virtual:clock=fast,out=$dir/dev.wav" \
+    --device virtual-out --volume 0.5 --latency 20 \
+    "$dir/in-wav-f32-48000-2.wav" >"$dir/dev.out" 2>&1
+  status=$?
+  show "$dir/dev.out"
+  check "play --device virtual-out --volume 0.5 --latency 20: the sine at 0.25" \
+    eval '[ "$status" -eq 0 ] && [ "$("$sound_tool" peak "$dir/dev.wav")" = 0.2500 ]'
+  "$aipc" play --backend virtual:clock=fast --device nosuch --tone 440 \
+    >"$dir/dev.out" 2>"$dir/dev.err"
+  status=$?
+  show "$dir/dev.err"
+  check "play --device nosuch: exit 1, says there is no such device" \
+    eval '[ "$status" -eq 1 ] && grep -q "no output device \"nosuch\"" "$dir/dev.err"'
+  "$aipc" record --backend virtual:clock=fast --device virtual-out \
+    "$dir/dev.wav" --seconds 0.1 >"$dir/dev.out" 2>"$dir/dev.err"
+  status=$?
+  show "$dir/dev.err"
+  check "record --device (an output's id): exit 1, no such input device" \
+    eval '[ "$status" -eq 1 ] && grep -q "no input device \"virtual-out\"" "$dir/dev.err"'
+}
+
 demo_test
 serve_test
 serve_emfile_test
 usage_test
 sandbox_test
 local_test
+sound_files_test
+layout_test
+broken_files_test
+record_formats_test
+record_signal_test
+raw_and_devices_test
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,8 +6,8 @@
  */
 #include "../tone.h"
 #include "harness.h"
+#include "sound-file.h"
 #include "virtual.h"
-#include "wav.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -105,8 +105,8 @@ check_known_sequence(unsigned pool_size, bool render_ahead)
         stats[0].wait_p99_us == 4096);
   e2e_stop_server(&e);
 
-  struct aipc_wav_data wav;
-  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  struct aipc_sound_data wav;
+  CHECK_INT(aipc_sound_load(e.wav, 8, &wav, NULL, 0), ==, 0);
   CHECK_INT(wav.channels, ==, 2);
   CHECK_INT(wav.rate, ==, RATE);
   CHECK(wav.frames >= PLAY_FRAMES);
@@ -117,7 +117,7 @@ check_known_sequence(unsigned pool_size, bool render_ahead)
       wrong += wav.samples[f * 2 + ch] != want;
     }
   CHECK_INT(wrong, ==, 0);
-  aipc_wav_data_clear(&wav);
+  aipc_sound_data_clear(&wav);
   e2e_finish(&e);
 }
 
@@ -192,8 +192,8 @@ TEST(e2e_output_at_another_rate_is_converted)
   CHECK_INT(stats[0].misses, ==, 0);
   e2e_stop_server(&e);
 
-  struct aipc_wav_data wav;
-  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  struct aipc_sound_data wav;
+  CHECK_INT(aipc_sound_load(e.wav, 8, &wav, NULL, 0), ==, 0);
   CHECK_INT(wav.rate, ==, RATE);
   CHECK_INT(wav.channels, ==, 2);
   CHECK_INT(wav.frames, >=, RATE);
@@ -208,7 +208,7 @@ TEST(e2e_output_at_another_rate_is_converted)
     CHECK(fabs(20.0 * log10(a / 0.5)) < 0.5);
     CHECK(a > 100.0 * beside);
   }
-  aipc_wav_data_clear(&wav);
+  aipc_sound_data_clear(&wav);
   e2e_finish(&e);
 }
 
@@ -775,8 +775,8 @@ TEST(e2e_big_backend_callbacks_are_served_in_chunks)
   e2e_start(&e, "virtual:clock=fast,period=2000,out=%s");
   test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
   e2e_stop_server(&e);
-  struct aipc_wav_data wav;
-  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  struct aipc_sound_data wav;
+  CHECK_INT(aipc_sound_load(e.wav, 8, &wav, NULL, 0), ==, 0);
   CHECK(wav.frames >= PLAY_FRAMES);
   uint64_t wrong = 0;
   for (uint64_t f = 0; f < wav.frames; f++)
@@ -784,7 +784,7 @@ TEST(e2e_big_backend_callbacks_are_served_in_chunks)
       wrong += wav.samples[f * 2 + ch] !=
                (f < PLAY_FRAMES ? e2e_sample(f, ch) : 0.0f);
   CHECK_INT(wrong, ==, 0);
-  aipc_wav_data_clear(&wav);
+  aipc_sound_data_clear(&wav);
   e2e_finish(&e);
 }
 

@@ -5,7 +5,7 @@
  * short or failed callback ends an output or input stream.
  */
 #include "harness.h"
-#include "wav.h"
+#include "sound-file.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -140,8 +140,8 @@ TEST(render_ahead_stop_drops_what_was_rendered_ahead)
   /* The device heard frames 0 .. played-1, then, with no gap and nothing
    * of what the stop dropped, produced .. total-1: the same samples in
    * the same order. */
-  struct aipc_wav_data wav;
-  CHECK_INT(aipc_wav_read(e.wav, 8, &wav), ==, 0);
+  struct aipc_sound_data wav;
+  CHECK_INT(aipc_sound_load(e.wav, 8, &wav, NULL, 0), ==, 0);
   CHECK_INT(wav.frames, ==, rep.played + (rep.total - rep.produced));
   uint64_t wrong = 0;
   for (uint64_t f = 0; f < wav.frames; f++) {
@@ -150,7 +150,7 @@ TEST(render_ahead_stop_drops_what_was_rendered_ahead)
       wrong += wav.samples[f * 2 + ch] != e2e_sample(want, ch);
   }
   CHECK_INT(wrong, ==, 0);
-  aipc_wav_data_clear(&wav);
+  aipc_sound_data_clear(&wav);
   e2e_finish(&e);
 }
 

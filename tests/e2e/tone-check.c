@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * tone-check: does a WAV file hold each of the given tones?
+ * tone-check: does a sound file (any that libsndfile reads) hold each
+ * of the given tones?
  *
- *   tone-check FILE.wav [--frames MIN:MAX] HZ...
+ *   tone-check FILE [--frames MIN:MAX] HZ...
  *
  * For each HZ, measures the amplitude of that frequency over the whole
  * file (channels averaged) with a Goertzel filter, and compares it with
@@ -13,7 +14,7 @@
  * bad arguments or an unreadable file.
  */
 #include "../tone.h"
-#include "wav.h"
+#include "sound-file.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -45,17 +46,17 @@ main(int argc, char **argv)
     first = 4;
   }
 
-  struct aipc_wav_data wav;
-  int r = aipc_wav_read(path, 32, &wav);
+  struct aipc_sound_data wav;
+  char why[AIPC_SOUND_WHY_MAX];
+  int r = aipc_sound_load(path, 32, &wav, why, sizeof(why));
   if (r < 0) {
-    fprintf(stderr, "tone-check: cannot read %s: %s\n", path,
-            aipc_wav_strerror(r));
+    fprintf(stderr, "tone-check: cannot read %s: %s\n", path, why);
     return 2;
   }
   float *mono = malloc(wav.frames * sizeof(*mono));
   if (!mono) {
     fprintf(stderr, "tone-check: out of memory\n");
-    aipc_wav_data_clear(&wav);
+    aipc_sound_data_clear(&wav);
     return 2;
   }
   for (uint64_t i = 0; i < wav.frames; i++) {
@@ -93,6 +94,6 @@ main(int argc, char **argv)
       status = 1;
   }
   free(mono);
-  aipc_wav_data_clear(&wav);
+  aipc_sound_data_clear(&wav);
   return status;
 }

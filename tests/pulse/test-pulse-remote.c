@@ -5,7 +5,7 @@
  * process, clients in forked children.
  */
 #include "../e2e/harness.h"
-#include "wav.h"
+#include "sound-file.h"
 
 #include <math.h>
 #include <signal.h>
@@ -160,8 +160,8 @@ TEST_TIMEOUT(pulse_two_clients_play_and_the_sink_hears_both, 120)
   kill(rec, SIGINT);
   test_wait(rec);
 
-  struct aipc_wav_data data;
-  CHECK_INT(aipc_wav_read(wav, 2, &data), ==, 0);
+  struct aipc_sound_data data;
+  CHECK_INT(aipc_sound_load(wav, 2, &data, NULL, 0), ==, 0);
   CHECK(data.frames > RATE / 2);
   double p440 = tone_power(data.samples, data.frames, 2, 440);
   double p1000 = tone_power(data.samples, data.frames, 2, 1000);
@@ -170,7 +170,7 @@ TEST_TIMEOUT(pulse_two_clients_play_and_the_sink_hears_both, 120)
          p1000, p700);
   CHECK(p440 > 100 * p700);
   CHECK(p1000 > 100 * p700);
-  aipc_wav_data_clear(&data);
+  aipc_sound_data_clear(&data);
   e2e_finish(&e);
 }
 

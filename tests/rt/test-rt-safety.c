@@ -12,11 +12,14 @@
  */
 #include "../e2e/harness.h"
 #include "rt.h"
+#include "sound-file.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -207,4 +210,50 @@ TEST(rt_no_allocation_or_lock_in_callbacks)
 TEST(rt_no_allocation_or_lock_in_pooled_callbacks)
 {
   run(1);
+}
+
+/* What the virtual device's clock thread does with its out= file each
+ * period (virtual.c, write_mix): libsndfile's writes of float and s16
+ * WAV, and the header rewrite, allocate nothing and take no lock. */
+TEST(rt_sound_file_writes_do_not_allocate)
+{
+  char dir[] = "/tmp/aipc-rt-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char path[64];
+  snprintf(path, sizeof(path), "%s/out.wav", dir);
+  static float mix[2 * 128];
+  static int16_t mix16[2 * 128];
+  for (int i = 0; i < 2 * 128; i++) {
+    mix[i] = (float)i / 256.0f;
+    mix16[i] = (int16_t)(i * 100);
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    bool is_float = pass == 0;
+    char why[AIPC_SOUND_WHY_MAX];
+    int format;
+    CHECK_INT(aipc_sound_format_for(
+                  path, is_float ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16, 2, 48000,
+                  true, &format, why, sizeof(why)),
+              ==, 0);
+    SNDFILE *f;
+    CHECK_INT(aipc_sound_create(path, format, 2, 48000, &f, why, sizeof(why)),
+              ==, 0);
+    atomic_store(&rt_allocs, 0);
+    atomic_store(&rt_frees, 0);
+    atomic_store(&rt_locks, 0);
+    for (int period = 0; period < 1000; period++) {
+      aipc_rt_hook_enter();
+      sf_count_t n = is_float ? sf_writef_float(f, mix, 128)
+                              : sf_writef_short(f, mix16, 128);
+      CHECK_INT(n, ==, 128);
+      if (period % 100 == 99)
+        CHECK_INT(aipc_sound_sync(f, why, sizeof(why)), ==, 0);
+      aipc_rt_hook_leave();
+    }
+    report(is_float ? "f32 WAV writes" : "s16 WAV writes");
+    check_clean();
+    CHECK_INT(aipc_sound_close(f, why, sizeof(why)), ==, 0);
+  }
+  CHECK(unlink(path) == 0);
+  CHECK(rmdir(dir) == 0);
 }

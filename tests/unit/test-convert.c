@@ -7,8 +7,8 @@
  */
 #include "../runner.h"
 #include "../tone.h"
+#include "sound-file.h"
 #include "virtual.h"
-#include "wav.h"
 
 #include <cubeb/cubeb.h>
 #include <errno.h>
@@ -204,7 +204,7 @@ device(const char *extra, const char *out_path)
 
 /* What one output stream left in the file. */
 struct played {
-  struct aipc_wav_data wav;
+  struct aipc_sound_data wav;
   uint64_t position; /* at DRAINED */
   uint32_t latency;  /* cubeb_stream_get_latency */
 };
@@ -227,7 +227,7 @@ play(struct tone *t, const char *extra, float volume, struct played *out)
   CHECK_INT(cubeb_stream_get_position(t->stm, &out->position), ==, CUBEB_OK);
   cubeb_stream_destroy(t->stm);
   cubeb_destroy(ctx);
-  CHECK_INT(aipc_wav_read(tmp.path, 32, &out->wav), ==, 0);
+  CHECK_INT(aipc_sound_load(tmp.path, 32, &out->wav, NULL, 0), ==, 0);
   tmp_remove(&tmp);
 }
 
@@ -237,7 +237,7 @@ play(struct tone *t, const char *extra, float volume, struct played *out)
 static double
 level(const struct played *p, uint32_t ch, double hz)
 {
-  const struct aipc_wav_data *w = &p->wav;
+  const struct aipc_sound_data *w = &p->wav;
   uint64_t skip = w->rate / 10;
   CHECK(w->frames > 3 * skip);
   const float *x = w->samples + skip * w->channels + ch;
@@ -314,7 +314,7 @@ TEST(rate_44100_mono_s16)
     CHECK_INT(t.max_asked, <=, 118);
     check_drained(&t, &p);
     check_stereo(&p, 1000.0, 0.5 * gains[i], 0.5 * gains[i]);
-    aipc_wav_data_clear(&p.wav);
+    aipc_sound_data_clear(&p.wav);
     tone_destroy(&t);
   }
 }
@@ -335,7 +335,7 @@ TEST(rate_96000_stereo)
   CHECK_INT(t.max_asked, ==, 256);
   check_drained(&t, &p);
   check_stereo(&p, 5000.0, 0.5, 0.25);
-  aipc_wav_data_clear(&p.wav);
+  aipc_sound_data_clear(&p.wav);
   tone_destroy(&t);
 }
 
@@ -349,7 +349,7 @@ TEST(volume_on_converted_stream)
   struct played p;
   play(&t, "", 0.5f, &p);
   check_stereo(&p, 1000.0, 0.25, 0.25);
-  aipc_wav_data_clear(&p.wav);
+  aipc_sound_data_clear(&p.wav);
   tone_destroy(&t);
 }
 
@@ -365,7 +365,7 @@ TEST(drain_plays_every_frame)
   struct played p;
   play(&t, "", 1.0f, &p);
   check_drained(&t, &p);
-  aipc_wav_data_clear(&p.wav);
+  aipc_sound_data_clear(&p.wav);
   tone_destroy(&t);
 
   /* A 400 Hz tone, whose last period is short: the file ends no sooner
@@ -382,7 +382,7 @@ TEST(drain_plays_every_frame)
   for (uint64_t f = end - 240; f < end - 120; f++)
     peak = fmaxf(peak, fabsf(p.wav.samples[2 * f]));
   CHECK(peak > 0.45f);
-  aipc_wav_data_clear(&p.wav);
+  aipc_sound_data_clear(&p.wav);
   tone_destroy(&t);
 }
 
@@ -402,7 +402,7 @@ TEST(surround_51_downmix_keeps_centre)
     CHECK_INT(p.wav.channels, ==, 2);
     check_drained(&t, &p);
     check_stereo(&p, 1000.0, 0.5 * M_SQRT1_2, 0.5 * M_SQRT1_2);
-    aipc_wav_data_clear(&p.wav);
+    aipc_sound_data_clear(&p.wav);
     tone_destroy(&t);
   }
 }
@@ -421,7 +421,7 @@ TEST(surround_51_downmix_keeps_sides_on_their_side)
   CHECK_INT(p.wav.channels, ==, 2);
   check_db(level(&p, 0, 1000.0), 0.5 * M_SQRT1_2);
   CHECK(level(&p, 1, 1000.0) < 1e-3);
-  aipc_wav_data_clear(&p.wav);
+  aipc_sound_data_clear(&p.wav);
   tone_destroy(&t);
 }
 
@@ -452,7 +452,7 @@ TEST(big_endian_output)
         CHECK(p.wav.samples[2 * f + c] == want);
       }
     }
-    aipc_wav_data_clear(&p.wav);
+    aipc_sound_data_clear(&p.wav);
     tone_destroy(&t);
   }
 }

@@ -13,10 +13,14 @@
 #define AIPC_TOOL_H
 
 #include "fdpass.h"
+#include "sound-file.h"
 
 #include <audioipc/server.h>
 #include <cubeb/cubeb.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <sndfile.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -211,6 +215,149 @@ int aipc_sandbox_try_prepare(const char *what);
  * aipc_sandbox_try_prepare. Returns only if the sandbox did not stop the
  * call: with the call's result. */
 long aipc_sandbox_try(const char *what, int prepared);
+
+/* --- stream.c: the options of play and record --------------------------- */
+
+/* A sample format named on the command line (--format). */
+struct aipc_sample_format {
+  const char *name; /* "s16", "s16le", "f32be", "s24", ... */
+  int subtype;      /* libsndfile's, for a file: SF_FORMAT_PCM_16 ... */
+  int endian;       /* SF_ENDIAN_FILE (the container's), _LITTLE, _BIG */
+  bool raw;         /* cubeb carries it, so raw audio may have it */
+  cubeb_sample_format cubeb; /* for raw audio */
+};
+
+/* The command line of play or record. */
+struct aipc_stream_args {
+  const char *cmd; /* "play" or "record" */
+  bool input;      /* record */
+  const char *connect, *backend, *device;
+  const char *path;    /* a file, or "-": raw audio on stdin (play) or stdout */
+  unsigned tone;       /* play: a sine of this many Hz instead of a file */
+  double seconds;      /* 0: to the file's end, or until SIGINT/SIGTERM */
+  double volume;       /* 0..1 */
+  unsigned latency_ms; /* 0: the backend's minimum */
+  unsigned rate, channels;                 /* 0: not given */
+  const struct aipc_sample_format *format; /* NULL: not given */
+};
+
+/* What a stream may have (libcubeb's bounds; the server's channels_max
+ * by default, server.h). */
+#define AIPC_STREAM_MIN_RATE 1000
+#define AIPC_STREAM_MAX_RATE 192000
+#define AIPC_STREAM_MAX_CHANNELS 8
+
+/* Raw audio's defaults (--rate, --channels, --format), the same both
+ * ways so that "aipc record - | aipc play -" needs no options. */
+#define AIPC_RAW_RATE 48000
+#define AIPC_RAW_CHANNELS 2
+#define AIPC_RAW_FORMAT "s16le"
+
+/* The format named `name`, or NULL. */
+const struct aipc_sample_format *aipc_sample_format_find(const char *name);
+
+/*
+ * Parses play's (`input` false) or record's command line into *a, with
+ * `usage` for --help; raw audio ("-") gets the AIPC_RAW_* defaults.
+ * Returns true to go on, or false with *status set: AIPC_EXIT_OK after
+ * --help, AIPC_EXIT_USAGE after a usage error (one line naming it, then
+ * "see aipc CMD --help", on stderr).
+ */
+bool aipc_stream_parse(const char *cmd, bool input, const char *usage, int argc,
+                       char **argv, struct aipc_stream_args *a, int *status);
+
+/* --- media.c -------------------------------------------------------------- */
+
+/* One end of play or record: a sound file, or raw audio on stdin
+ * (play) or stdout (record). Main thread only. */
+struct aipc_media {
+  SNDFILE *file; /* NULL for raw audio */
+  int fd;        /* raw audio's */
+  bool raw;
+  bool shorts; /* a file written from s16 samples, else from float */
+  cubeb_sample_format format; /* of the samples we move: the stream's */
+  uint32_t rate, channels;
+  cubeb_channel_layout layout; /* a file's, from its channel map */
+  size_t frame_bytes;
+  int sf_format;   /* a file's libsndfile format */
+  uint64_t frames; /* a file read: as libsndfile counts them */
+};
+
+/* Opens a->path: for play, the file (its rate, channels; float samples)
+ * or stdin (a's raw rate, channels, format); for record, creates the
+ * file (container from its name, a->format's sample type, by default
+ * f32 or, where the container has no float, s24) at `rate` and
+ * `channels`, or takes stdout. Returns 0, or -1 after one line on
+ * stderr naming the file and what is wrong with it. */
+int aipc_media_open(const struct aipc_stream_args *a, uint32_t rate,
+                    uint32_t channels, struct aipc_media *m);
+/* Reads at most `bytes` (whole frames for a file) into `buf`. Returns
+ * the bytes read (0 at the end) or a negative errno. */
+int64_t aipc_media_read(struct aipc_media *m, void *buf, size_t bytes);
+/* Writes `bytes` (whole frames). Returns 0 or a negative errno. */
+int aipc_media_write(struct aipc_media *m, const void *buf, size_t bytes);
+/* A message for an error of _read or _write. */
+const char *aipc_media_strerror(const struct aipc_media *m, int err);
+/* "WAV s16, 2 channels at 44100 Hz", "raw s16le, 1 channel at 8000 Hz". */
+void aipc_media_describe(const struct aipc_media *m, char *buf, size_t size);
+/* Finishes and closes a file (not stdin/stdout). Returns 0 or -1 after
+ * saying why on stderr. */
+int aipc_media_close(struct aipc_media *m, const char *cmd, const char *path);
+
+/* Scales samples of a cubeb format in place (a recording's --volume). */
+void aipc_scale_samples(cubeb_sample_format format, void *buf, size_t bytes,
+                        double gain);
+
+/* --- stream.c: the ring and the stream ---------------------------------- */
+
+/* A single-producer, single-consumer ring of bytes between an audio
+ * callback and the main thread. _push and _pop never block or
+ * allocate. */
+struct aipc_ring {
+  uint8_t *buf;
+  size_t size;
+  atomic_uint_least64_t written, read;
+};
+int aipc_ring_init(struct aipc_ring *r, size_t bytes);
+void aipc_ring_destroy(struct aipc_ring *r);
+size_t aipc_ring_used(struct aipc_ring *r);
+/* Copy in or out as much of `len` as there is room or data for; return
+ * how much. */
+size_t aipc_ring_push(struct aipc_ring *r, const void *data, size_t len);
+size_t aipc_ring_pop(struct aipc_ring *r, void *data, size_t len);
+
+/* A stream, its ring, and what the main thread waits on. */
+struct aipc_session {
+  cubeb_stream *stream;
+  struct aipc_ring ring;
+  sem_t wake;                  /* posted by callbacks and signals */
+  atomic_int state;            /* CUBEB_STATE_DRAINED or _ERROR once; else -1 */
+  atomic_bool eof;             /* play: the ring gets nothing more */
+  atomic_uint_least64_t moved; /* frames through the data callback */
+  /* Play: silent frames of an empty ring; record: frames lost to a
+   * full one. */
+  atomic_uint_least64_t gaps;
+  uint64_t limit; /* --seconds in frames; UINT64_MAX: none */
+  void *user;     /* the command's */
+};
+
+/* Sets up *s with a ring of `ring_bytes` (0: none) and makes SIGINT and
+ * SIGTERM post its wake-up instead of ending the process. Returns 0 or
+ * a negative errno. */
+int aipc_session_init(struct aipc_session *s, size_t ring_bytes);
+/* Destroys the stream (no callback runs after) and the rest. */
+void aipc_session_destroy(struct aipc_session *s);
+/* Opens and starts the stream of `params` on
+ * a->device (an id from aipc devices; unknown: an error) with
+ * a->latency_ms and, for output, a->volume. The data callback gets `s`.
+ * Returns 0, or -1 after a line on stderr. */
+int aipc_session_open(struct aipc_session *s, const struct aipc_stream_args *a,
+                      cubeb *ctx, cubeb_stream_params *params,
+                      cubeb_data_callback data_cb);
+/* Waits up to `ms` for a post (a callback, a state, a signal). */
+void aipc_session_wait(struct aipc_session *s, int ms);
+/* The signal (SIGINT, SIGTERM) that asked us to stop, or 0. */
+int aipc_session_stop_signal(void);
 
 /* --- subcommands ---------------------------------------------------------- */
 

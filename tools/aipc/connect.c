@@ -4,6 +4,8 @@
 #include <audioipc/client.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,21 @@ run_on_fd(const char *cmd, int fd, aipc_client_fn fn, void *data)
   return status;
 }
 
+/* The client child, while we wait for it; and a signal that came
+ * before it was known. */
+static atomic_int child_pid, pending_signal;
+
+/* SIGINT and SIGTERM go on to the client child, which finishes its work
+ * (a recording its file) and exits; we wait for it and stop the server
+ * after. Dying now would kill the child (spawn.c: PR_SET_PDEATHSIG). */
+static void
+forward_signal(int sig)
+{
+  pending_signal = sig;
+  if (child_pid > 0)
+    kill((pid_t)atomic_load(&child_pid), sig);
+}
+
 static int
 run_in_child(const char *cmd, const char *backend, const char *virtual_default)
 {
@@ -97,9 +114,16 @@ run_in_child(const char *cmd, const char *backend, const char *virtual_default)
     argv[i + 1] = aipc_argv[i];
 
   int status = AIPC_EXIT_FAILURE;
+  struct sigaction sa = {.sa_handler = forward_signal}, old_int, old_term;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
   pid_t pid = aipc_spawn_client(cmd, b.server, argv, NULL);
   free(argv);
   if (pid > 0) {
+    atomic_store(&child_pid, pid);
+    if (atomic_load(&pending_signal))
+      kill(pid, atomic_load(&pending_signal));
     int ws;
     pid_t r;
     while ((r = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
@@ -116,6 +140,9 @@ run_in_child(const char *cmd, const char *backend, const char *virtual_default)
               what);
     }
   }
+  atomic_store(&child_pid, 0);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
   aipc_backend_stop(&b);
   return status;
 }

@@ -1,29 +1,34 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * aipc record: the default input to a float WAV file. The data callback
- * only copies into a ring; this thread writes the file.
+ * aipc record: an input device to a sound file or to stdout. The data
+ * callback only copies into a ring; this thread writes the file and
+ * rewrites its header about once a second, so that even a process
+ * killed outright leaves a valid file missing at most its last second.
  */
 #include "aipc.h"
-#include "wav.h"
 
-#include <getopt.h>
+#include <errno.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RECORD_RING_SECONDS 2
+#define RECORD_RING_SECONDS 4
 #define RECORD_POLL_MS 20
+#define RECORD_SYNC_NS 1000000000LL
 #define RECORD_GRACE_NS 20000000000LL
 
 static const char record_usage[] =
-    "usage: aipc record [--connect PATH | --backend NAME] OUT.wav --seconds "
-    "S\n"
+    "usage: aipc record [OPTIONS] (OUT | -)\n"
     "\n"
-    "Records S seconds of the default input device through a server to a "
-    "32-bit\nfloat WAV file, at the backend's preferred rate, with the "
-    "device's channels\n(at most 2).\n"
+    "Records an input device through a server to OUT, or as raw audio to "
+    "stdout\n(-), for --seconds S or until SIGINT (Ctrl-C) or SIGTERM, "
+    "which finish the\nfile with every frame captured (exit status 0). The "
+    "file's header is kept\nvalid as it grows (rewritten about once a "
+    "second).\n"
+    "\n"
+    "OUT's container comes from its name: .wav (and anything else), .w64, "
+    ".rf64,\n.aiff, .au, .caf, .flac, .ogg (Vorbis), .opus.\n"
     "\n"
     "Options:\n"
     "  --connect PATH   use the server of \"aipc serve --listen PATH\"; "
@@ -35,79 +40,81 @@ static const char record_usage[] =
     "default\n"
     "                   when a sound server is reachable, else "
     "virtual:clock=realtime)\n"
-    "  --seconds S      how long to record (needed)\n"
+    "  --device ID      record from the input device of this id (see aipc "
+    "devices)\n"
+    "  --seconds S      stop after S seconds (default: at SIGINT or "
+    "SIGTERM)\n"
+    "  --volume V       scale the samples by V, 0 to 1 (default 1)\n"
+    "  --latency MS     the stream's latency (default: the backend's "
+    "minimum)\n"
+    "  --rate HZ        the rate (default: the backend's preferred; raw: "
+    "48000)\n"
+    "  --channels N     1 to 8 (default: the device's, at most 2; raw: 2)\n"
+    "  --format F       OUT's sample type: u8 s8 s16 s24 s32 f32 f64, or "
+    "with a\n"
+    "                   byte order s16le s16be f32le f32be (default f32, "
+    "or s24\n"
+    "                   where the container has no float; Ogg has its "
+    "own); raw\n"
+    "                   audio: s16le (default), s16be, f32le, f32be\n"
     "  -h, --help       show this help\n";
 
-struct record {
-  const char *connect, *backend, *out;
-  double seconds;
-};
-
-/* A single-producer, single-consumer ring of frames. */
 struct recorder {
-  struct aipc_waiter waiter; /* first: the state callback's user pointer */
-  float *ring;
-  uint32_t channels;
-  uint64_t capacity; /* frames */
-  uint64_t total;    /* frames to record */
-  uint64_t taken;    /* audio thread only */
-  atomic_bool done;  /* all `total` frames were taken */
-  atomic_uint_least64_t written, read, lost;
+  struct aipc_session session;
+  struct aipc_media media;
+  size_t frame_bytes;
+  uint64_t written, max_frames; /* what the file's header can count */
 };
 
-/* Audio thread: copies into the ring, never waits. */
+/* Audio thread: copies whole frames into the ring, never waits. */
 static long
 record_data_cb(cubeb_stream *stream, void *user, const void *input,
                void *output, long nframes)
 {
   (void)stream;
   (void)output;
-  struct recorder *r = user;
-  const float *in = input;
-  uint64_t left = r->total - r->taken;
-  uint64_t n = left < (uint64_t)nframes ? left : (uint64_t)nframes;
-  uint64_t w = atomic_load_explicit(&r->written, memory_order_relaxed);
-  uint64_t free_frames =
-      r->capacity - (w - atomic_load_explicit(&r->read, memory_order_acquire));
-  uint64_t copy = n < free_frames ? n : free_frames;
-  for (uint64_t i = 0; i < copy; i++) {
-    uint64_t slot = (w + i) % r->capacity;
-    memcpy(r->ring + slot * r->channels, in + i * r->channels,
-           r->channels * sizeof(float));
-  }
-  atomic_store_explicit(&r->written, w + copy, memory_order_release);
+  struct aipc_session *s = user;
+  struct recorder *rec = s->user;
+  size_t fb = rec->frame_bytes;
+  uint64_t moved = atomic_load_explicit(&s->moved, memory_order_relaxed);
+  uint64_t left = s->limit - moved;
+  size_t n = left < (uint64_t)nframes ? (size_t)left : (size_t)nframes;
+  size_t room = (s->ring.size - aipc_ring_used(&s->ring)) / fb;
+  size_t copy = n < room ? n : room;
+  aipc_ring_push(&s->ring, input, copy * fb);
   if (copy < n)
-    atomic_fetch_add_explicit(&r->lost, n - copy, memory_order_relaxed);
-  r->taken += n;
-  if (r->taken == r->total)
-    atomic_store_explicit(&r->done, true, memory_order_release);
+    atomic_fetch_add_explicit(&s->gaps, n - copy, memory_order_relaxed);
+  atomic_store_explicit(&s->moved, moved + n, memory_order_release);
+  sem_post(&s->wake);
   return (long)n; /* fewer than given: drain */
 }
 
-/* Moves what the ring holds to the file. Returns 0 or a writer error. */
+/* Moves what the ring holds to the file. Returns 0 or a negative errno
+ * of the write. */
 static int
-drain_ring(struct recorder *r, struct aipc_wav_writer *writer)
+drain_ring(struct recorder *rec, double volume)
 {
-  uint64_t rd = atomic_load_explicit(&r->read, memory_order_relaxed);
-  uint64_t w = atomic_load_explicit(&r->written, memory_order_acquire);
-  while (rd < w) {
-    uint64_t slot = rd % r->capacity;
-    uint64_t n = w - rd;
-    if (n > r->capacity - slot)
-      n = r->capacity - slot;
-    int err = aipc_wav_writer_append(writer, r->ring + slot * r->channels,
-                                     (uint32_t)n);
-    if (err < 0)
-      return err;
-    rd += n;
-    atomic_store_explicit(&r->read, rd, memory_order_release);
+  uint8_t chunk[16384];
+  size_t len = sizeof(chunk) - sizeof(chunk) % rec->frame_bytes;
+  size_t n;
+  while ((n = aipc_ring_pop(&rec->session.ring, chunk, len)) > 0) {
+    uint64_t frames = n / rec->frame_bytes;
+    if (frames > rec->max_frames - rec->written)
+      return -EFBIG;
+    rec->written += frames;
+    if (volume != 1.0)
+      aipc_scale_samples(rec->media.format, chunk, n, volume);
+    int r = aipc_media_write(&rec->media, chunk, n);
+    if (r < 0)
+      return r;
   }
   return 0;
 }
 
-/* The default input device's channels, at most 2; 1 if unknown. */
+/* The channels of the input device (a->device, else the default), at
+ * most 2; 1 if unknown. */
 static uint32_t
-input_channels(cubeb *ctx)
+device_channels(cubeb *ctx, const char *id)
 {
   cubeb_device_collection devices;
   uint32_t channels = 1;
@@ -116,7 +123,9 @@ input_channels(cubeb *ctx)
     return channels;
   for (size_t i = 0; i < devices.count; i++) {
     const cubeb_device_info *d = &devices.device[i];
-    if (i == 0 || (d->preferred & CUBEB_DEVICE_PREF_MULTIMEDIA))
+    bool named = id && d->device_id && strcmp(d->device_id, id) == 0;
+    if (named ||
+        (!id && (i == 0 || (d->preferred & CUBEB_DEVICE_PREF_MULTIMEDIA))))
       channels = d->max_channels;
   }
   cubeb_device_collection_destroy(ctx, &devices);
@@ -126,90 +135,83 @@ input_channels(cubeb *ctx)
 static int
 record_client(const char *cmd, cubeb *ctx, void *data)
 {
-  const struct record *o = data;
-  struct recorder rec = {.channels = 0};
-  struct aipc_wav_writer *writer = NULL;
-  cubeb_stream *stream = NULL;
+  const struct aipc_stream_args *a = data;
+  struct recorder rec = {0};
   int status = AIPC_EXIT_FAILURE;
-  uint32_t rate;
-
-  int err = aipc_waiter_init(&rec.waiter);
+  uint32_t rate = a->rate, channels = a->channels;
+  if (!rate &&
+      (cubeb_get_preferred_sample_rate(ctx, &rate) != CUBEB_OK || rate == 0))
+    rate = 48000;
+  if (!channels)
+    channels = device_channels(ctx, a->device);
+  if (aipc_media_open(a, rate, channels, &rec.media) < 0)
+    return AIPC_EXIT_FAILURE;
+  rec.frame_bytes = rec.media.frame_bytes;
+  rec.max_frames = rec.media.raw
+                       ? UINT64_MAX
+                       : aipc_sound_max_frames(rec.media.sf_format, channels);
+  struct aipc_session *s = &rec.session;
+  int err = aipc_session_init(s, (size_t)rate * RECORD_RING_SECONDS *
+                                     rec.frame_bytes);
   if (err < 0) {
-    fprintf(stderr, "aipc %s: cannot make a condition: %s\n", cmd,
+    fprintf(stderr, "aipc %s: cannot set up the stream: %s\n", cmd,
             strerror(-err));
+    aipc_media_close(&rec.media, cmd, a->path);
     return AIPC_EXIT_FAILURE;
   }
-  if (cubeb_get_preferred_sample_rate(ctx, &rate) != CUBEB_OK || rate == 0)
-    rate = 48000;
-  rec.channels = input_channels(ctx);
-  rec.total = (uint64_t)llround(o->seconds * rate);
-  rec.capacity = (uint64_t)rate * RECORD_RING_SECONDS;
-  rec.ring = calloc(rec.capacity * rec.channels, sizeof(float));
-  if (!rec.ring) {
-    fprintf(stderr, "aipc %s: cannot allocate a buffer: out of memory\n", cmd);
-    goto out;
-  }
-  err = aipc_wav_writer_new(&writer, o->out, true, rec.channels, rate);
-  if (err < 0) {
-    fprintf(stderr, "aipc %s: cannot create %s: %s\n", cmd, o->out,
-            aipc_wav_strerror(err));
-    goto out;
-  }
+  s->user = &rec;
+  s->limit = a->seconds > 0 ? (uint64_t)llround(a->seconds * rate) : UINT64_MAX;
 
-  cubeb_stream_params params = {
-      .format = CUBEB_SAMPLE_FLOAT32NE,
-      .rate = rate,
-      .channels = rec.channels,
-      .layout = rec.channels == 1 ? CUBEB_LAYOUT_MONO : CUBEB_LAYOUT_STEREO,
-  };
-  uint32_t latency;
-  if (cubeb_get_min_latency(ctx, &params, &latency) != CUBEB_OK || latency == 0)
-    latency = rate / 100;
-  int r =
-      cubeb_stream_init(ctx, &stream, "aipc record", NULL, &params, NULL, NULL,
-                        latency, record_data_cb, aipc_waiter_state_cb, &rec);
-  if (r != CUBEB_OK) {
-    stream = NULL;
-    fprintf(stderr,
-            "aipc %s: cannot open a %u-channel input stream at %u Hz "
-            "(cubeb error %d)\n",
-            cmd, rec.channels, rate, r);
+  cubeb_stream_params params = {.format = rec.media.format,
+                                .rate = rate,
+                                .channels = channels,
+                                .layout = rec.media.layout};
+  if (aipc_session_open(s, a, ctx, &params, record_data_cb) < 0)
     goto out;
-  }
-  r = cubeb_stream_start(stream);
-  if (r != CUBEB_OK) {
-    fprintf(stderr, "aipc %s: cannot start the stream (cubeb error %d)\n", cmd,
-            r);
-    goto out;
-  }
-  int64_t deadline =
-      aipc_tool_now_ns() + (int64_t)(o->seconds * 1e9) + RECORD_GRACE_NS;
+  int64_t now = aipc_tool_now_ns(), synced = now;
+  int64_t deadline = a->seconds > 0
+                         ? now + (int64_t)(a->seconds * 1e9) + RECORD_GRACE_NS
+                         : INT64_MAX;
   /* Done when every frame was taken: libcubeb's pulse backend does not
    * report DRAINED for input-only streams. */
   int end = -1;
   bool done = false;
-  while (end < 0 && !done && err == 0 && aipc_tool_now_ns() < deadline) {
-    end = aipc_waiter_wait(&rec.waiter, RECORD_POLL_MS);
-    err = drain_ring(&rec, writer);
-    done = atomic_load_explicit(&rec.done, memory_order_acquire);
+  while (!done && err == 0 && (end = atomic_load(&s->state)) < 0 &&
+         !aipc_session_stop_signal() && now < deadline) {
+    aipc_session_wait(s, RECORD_POLL_MS);
+    err = drain_ring(&rec, a->volume);
+    done = atomic_load_explicit(&s->moved, memory_order_acquire) >= s->limit;
+    now = aipc_tool_now_ns();
+    if (err == 0 && rec.media.file && now - synced >= RECORD_SYNC_NS) {
+      char why[AIPC_SOUND_WHY_MAX];
+      if (aipc_sound_sync(rec.media.file, why, sizeof(why)) < 0) {
+        fprintf(stderr, "aipc %s: %s: %s\n", cmd, a->path, why);
+        goto out;
+      }
+      synced = now;
+    }
   }
   /* No callback runs after this; then the ring's rest. */
-  cubeb_stream_destroy(stream);
-  stream = NULL;
+  cubeb_stream_destroy(s->stream);
+  s->stream = NULL;
+  done = atomic_load(&s->moved) >= s->limit;
   if (err == 0)
-    err = drain_ring(&rec, writer);
-  if (err < 0) {
-    fprintf(stderr, "aipc %s: cannot write %s: %s\n", cmd, o->out,
-            aipc_wav_strerror(err));
+    err = drain_ring(&rec, a->volume);
+  uint64_t taken = atomic_load(&s->moved);
+  bool reader_gone = err == -EPIPE && rec.media.raw;
+  if (err < 0 && !reader_gone) {
+    fprintf(stderr, "aipc %s: %s: %s\n", cmd, a->path,
+            aipc_media_strerror(&rec.media, err));
     goto out;
   }
-  if (!done || end == CUBEB_STATE_ERROR) {
-    fprintf(stderr, "aipc %s: the stream %s after %llu of %llu frames\n", cmd,
+  int sig = aipc_session_stop_signal();
+  if (!sig && !done && !reader_gone) {
+    fprintf(stderr, "aipc %s: the stream %s after %llu frames\n", cmd,
             end == CUBEB_STATE_ERROR ? "failed" : "stalled",
-            (unsigned long long)rec.taken, (unsigned long long)rec.total);
+            (unsigned long long)taken);
     goto out;
   }
-  uint64_t lost = atomic_load(&rec.lost);
+  uint64_t lost = atomic_load(&s->gaps);
   if (lost) {
     fprintf(stderr,
             "aipc %s: %llu frames were lost: the file was written too "
@@ -220,76 +222,32 @@ record_client(const char *cmd, cubeb *ctx, void *data)
   status = AIPC_EXIT_OK;
 
 out:
-  if (stream)
-    cubeb_stream_destroy(stream);
-  if (writer) {
-    err = aipc_wav_writer_destroy(writer);
-    if (err < 0 && status == AIPC_EXIT_OK) {
-      fprintf(stderr, "aipc %s: cannot finish %s: %s\n", cmd, o->out,
-              aipc_wav_strerror(err));
-      status = AIPC_EXIT_FAILURE;
-    }
+  aipc_session_destroy(s);
+  if (aipc_media_close(&rec.media, cmd, a->path) < 0)
+    status = AIPC_EXIT_FAILURE;
+  if (status == AIPC_EXIT_OK) {
+    char what[160];
+    aipc_media_describe(&rec.media, what, sizeof(what));
+    uint64_t frames = atomic_load(&s->moved);
+    /* With raw audio on stdout, the report goes to stderr. */
+    fprintf(rec.media.raw ? stderr : stdout,
+            "aipc %s: recorded %llu frames (%.2f s, %s) to %s%s\n", cmd,
+            (unsigned long long)frames, (double)frames / rate, what,
+            rec.media.raw ? "stdout" : a->path,
+            aipc_session_stop_signal() ? ", stopped by a signal"
+            : err == -EPIPE            ? ", stopped: stdout was closed"
+                                       : "");
   }
-  if (status == AIPC_EXIT_OK)
-    printf("aipc %s: recorded %llu frames (%.2f s, %u channel%s at %u Hz) "
-           "to %s\n",
-           cmd, (unsigned long long)atomic_load(&rec.read),
-           (double)atomic_load(&rec.read) / rate, rec.channels,
-           rec.channels == 1 ? "" : "s", rate, o->out);
-  free(rec.ring);
-  aipc_waiter_destroy(&rec.waiter);
   return status;
 }
 
 int
 aipc_record_main(int argc, char **argv)
 {
-  static const struct option options[] = {
-      {"connect", required_argument, NULL, 'c'},
-      {"backend", required_argument, NULL, 'b'},
-      {"seconds", required_argument, NULL, 's'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  struct record o = {0};
-  int c;
-  optind = 0;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      o.connect = optarg;
-      break;
-    case 'b':
-      o.backend = optarg;
-      break;
-    case 's':
-      if (aipc_parse_seconds(optarg, &o.seconds) < 0)
-        return aipc_usage_error("record", record_usage,
-                                "--seconds %s: not a number of seconds above "
-                                "0 and at most 3600",
-                                optarg);
-      break;
-    case 'h':
-      fputs(record_usage, stdout);
-      return AIPC_EXIT_OK;
-    default:
-      return aipc_bad_option("record", record_usage, c, argv);
-    }
-  }
-  if (optind < argc)
-    o.out = argv[optind++];
-  if (optind != argc)
-    return aipc_usage_error("record", record_usage, "unexpected argument %s",
-                            argv[optind]);
-  if (!o.out)
-    return aipc_usage_error("record", record_usage, "give an OUT.wav");
-  if (o.seconds <= 0.0)
-    return aipc_usage_error("record", record_usage, "--seconds S is needed");
-  if (o.connect && o.backend)
-    return aipc_usage_error("record", record_usage,
-                            "--backend is for the in-process server; "
-                            "--connect uses another's");
-  return aipc_run_client("record", o.connect, o.backend,
-                         "virtual:clock=realtime", record_client, &o);
+  struct aipc_stream_args a;
+  int status;
+  if (!aipc_stream_parse("record", true, record_usage, argc, argv, &a, &status))
+    return status;
+  return aipc_run_client("record", a.connect, a.backend,
+                         "virtual:clock=realtime", record_client, &a);
 }
