@@ -45,6 +45,7 @@ start() {
 load-module module-native-protocol-unix auth-anonymous=1 auth-cookie-enabled=0 socket=$PULSE_RUNTIME_PATH/native
 load-module module-cli-protocol-unix
 load-module module-null-sink sink_name=ci_sink norewinds=1 rate=48000 channels=2 sink_properties=device.description=CI-Null-Sink
+load-module module-null-sink sink_name=ci_conf_sink norewinds=1 rate=48000 channels=2 sink_properties=device.description=CI-Conformance-Sink
 load-module module-null-sink sink_name=ci_mic norewinds=1 rate=48000 channels=1 sink_properties=device.description=CI-Mic
 load-module module-sine sink=ci_mic frequency=440
 load-module module-remap-source source_name=ci_mic_in master=ci_mic.monitor source_properties=device.description=CI-Mic-Input
