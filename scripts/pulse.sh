@@ -5,8 +5,10 @@
 # tone in a second null sink whose monitor is the default source, as on
 # machines without a microphone; "ci_mic_in", a source that is not a
 # monitor, carries that tone too (the audioipc server never gives a client
-# a monitor, the default or another). pacmd works (the CLI socket), so a
-# test can end a stream as an administrator would (kill-sink-input).
+# a monitor, the default or another); "ci_conf_sink", on which only the
+# conformance suite plays (it measures the level on its monitor). pacmd
+# works (the CLI socket), so a test can end a stream as an administrator
+# would (kill-sink-input).
 #
 #   scripts/pulse.sh start   start it (idempotent; survives a crashed run)
 #   scripts/pulse.sh stop    stop it (idempotent)
