@@ -587,13 +587,14 @@ device_changed_callback(void *user)
                           0);
 }
 
-/* Registering twice, or unregistering what is not registered, changes
- * nothing and never reaches the backend. */
+/* Registering twice changes nothing and never reaches the backend. An
+ * unregistration does, registered or not: a backend without the call
+ * (pulse, ALSA) answers CUBEB_ERROR_NOT_SUPPORTED to it, as in-process. */
 int
 aipc_sstream_register_device_changed(struct aipc_sstream *s, bool enable)
 {
   int r = aipc_sstream_usable(s);
-  if (r < 0 || enable == s->device_changed_registered)
+  if (r < 0 || (enable && s->device_changed_registered))
     return r;
   r = aipc_errno_from_cubeb(cubeb_stream_register_device_changed_callback(
       s->backend, enable ? device_changed_callback : NULL));
