@@ -308,8 +308,11 @@ state_callback(cubeb_stream *backend, void *user, cubeb_state state)
     atomic_store(&s->draining, false);
   else if (state == CUBEB_STATE_ERROR)
     atomic_store(&s->failed, true);
-  aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
-                          (uint32_t)state);
+  /* The stop before a destroy is ours: libcubeb's destroy calls no
+   * state callback, so the client hears none. */
+  if (!atomic_load(&s->cancelled))
+    aipc_client_raise_event(s->client, AIPC_OP_STREAM_STATE_EVENT, s->id,
+                            (uint32_t)state);
   aipc_rt_leave();
 }
 
