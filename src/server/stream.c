@@ -556,14 +556,13 @@ aipc_sstream_start(struct aipc_sstream *s)
   return r;
 }
 
-/* A stop of a stream that does not run never reaches the backend (it
- * tells the client STOPPED, as a backend would). */
+/* A stop of a stream that does not run, or that failed, never reaches
+ * the backend (it tells the client STOPPED, as a backend would: pulse
+ * does after an error too). */
 int
 aipc_sstream_stop(struct aipc_sstream *s)
 {
-  if (atomic_load(&s->failed))
-    return 0;
-  if (!s->started) {
+  if (atomic_load(&s->failed) || !s->started) {
     raise_state(s, CUBEB_STATE_STOPPED);
     return 0;
   }
