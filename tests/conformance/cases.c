@@ -210,6 +210,16 @@ open_stream(cubeb *ctx, cubeb_stream **stm, struct probe *p, enum direction d,
       d & DIR_OUT ? &out : NULL, LATENCY, probe_data, probe_state, p);
 }
 
+/* Opens a stream on the default devices; notes init's return code. */
+static bool
+open_noted(cubeb *ctx, struct conf_obs *o, cubeb_stream **stm, struct probe *p,
+           enum direction d)
+{
+  int r = open_stream(ctx, stm, p, d, NULL, NULL);
+  conf_note(o, "init=%d", r);
+  return r == CUBEB_OK;
+}
+
 /* Starts (or stops) and notes the return code and whether the state it
  * announces was called back. */
 static void
@@ -223,12 +233,34 @@ step(struct conf_obs *o, const char *name, cubeb_stream *stm, struct probe *p)
   conf_note(o, "%s=%d,%s", name, r, seen ? "called-back" : "silent");
 }
 
+/* Stops, destroys and notes every state called back. */
+static void
+stop_and_destroy(struct conf_obs *o, cubeb_stream *stm, struct probe *p)
+{
+  step(o, "stop", stm, p);
+  cubeb_stream_destroy(stm);
+  note_states(o, "states", p);
+}
+
 /* Waits for `n` more data callbacks; notes whether they came. */
 static void
 note_flowing(struct conf_obs *o, const char *key, struct probe *p, long n)
 {
   conf_note(o, "%s=%s", key,
             yes_no(wait_count(&p->calls, atomic_load(&p->calls) + n)));
+}
+
+/* Opens an output stream on the default device, starts it and waits
+ * for its data callbacks; false if it did not open. */
+static bool
+open_and_play(cubeb *ctx, struct conf_obs *o, cubeb_stream **stm,
+              struct probe *p)
+{
+  if (!open_noted(ctx, o, stm, p, DIR_OUT))
+    return false;
+  step(o, "start", *stm, p);
+  note_flowing(o, "data", p, 3);
+  return true;
 }
 
 /* After a stop, a destroy or the end: did any data callback follow? */
@@ -274,9 +306,7 @@ case_lifecycle(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, DIR_OUT))
     return;
   conf_note(o, "user-ptr=%s", yes_no(cubeb_stream_user_ptr(stm) == &p));
   step(o, "start", stm, &p);
@@ -292,18 +322,12 @@ case_restart(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_and_play(ctx, o, &stm, &p))
     return;
-  step(o, "start", stm, &p);
-  note_flowing(o, "data", &p, 3);
   step(o, "stop", stm, &p);
   step(o, "start", stm, &p);
   note_flowing(o, "data-again", &p, 3);
-  step(o, "stop", stm, &p);
-  cubeb_stream_destroy(stm);
-  note_states(o, "states", &p);
+  stop_and_destroy(o, stm, &p);
 }
 
 static void
@@ -311,18 +335,14 @@ case_stop_before_start(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, DIR_OUT))
     return;
   /* The STOPPED, if any, is in the log before the STARTED that the
    * start waits for: one wait serves both, with no deadline spent. */
   conf_note(o, "stop=%d", cubeb_stream_stop(stm));
   step(o, "start", stm, &p);
   note_flowing(o, "data", &p, 3);
-  step(o, "stop", stm, &p);
-  cubeb_stream_destroy(stm);
-  note_states(o, "states", &p);
+  stop_and_destroy(o, stm, &p);
 }
 
 static void
@@ -330,12 +350,8 @@ case_destroy_running(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_and_play(ctx, o, &stm, &p))
     return;
-  step(o, "start", stm, &p);
-  note_flowing(o, "data", &p, 3);
   cubeb_stream_destroy(stm);
   note_quiet(o, "quiet-after-destroy", &p);
   note_states(o, "states", &p);
@@ -347,15 +363,13 @@ case_drain(cubeb *ctx, struct conf_obs *o)
   struct probe p = {
       .answer = ANSWER_SHORT, .end_after = RATE / 5, .amplitude = 0.1f};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, DIR_OUT))
     return;
   step(o, "start", stm, &p);
   bool drained = wait_state(&p, 0, CUBEB_STATE_DRAINED);
   conf_note(o, "drained=%s", yes_no(drained));
   uint64_t position = 0, later = 0;
-  r = cubeb_stream_get_position(stm, &position);
+  int r = cubeb_stream_get_position(stm, &position);
   conf_note(o, "position=%d,%s", r,
             position >= (uint64_t)atomic_load(&p.frames) ? "all-played"
                                                          : "short");
@@ -366,9 +380,7 @@ case_drain(cubeb *ctx, struct conf_obs *o)
          (unsigned long long)later);
   conf_note(o, "drained-count=%d", count_state(&p, 0, CUBEB_STATE_DRAINED));
   conf_note(o, "data-after-end=%ld", atomic_load(&p.after_end));
-  step(o, "stop", stm, &p);
-  cubeb_stream_destroy(stm);
-  note_states(o, "states", &p);
+  stop_and_destroy(o, stm, &p);
 }
 
 static void
@@ -376,18 +388,14 @@ case_error(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.answer = ANSWER_ERROR, .end_after = RATE / 10};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, DIR_OUT))
     return;
   step(o, "start", stm, &p);
   bool error = wait_state(&p, 0, CUBEB_STATE_ERROR);
   conf_note(o, "error-state=%s", yes_no(error));
   note_quiet(o, "quiet-after-error", &p);
   conf_note(o, "data-after-end=%ld", atomic_load(&p.after_end));
-  step(o, "stop", stm, &p);
-  cubeb_stream_destroy(stm);
-  note_states(o, "states", &p);
+  stop_and_destroy(o, stm, &p);
 }
 
 static void
@@ -395,12 +403,10 @@ case_position(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, DIR_OUT))
     return;
   uint64_t pos = 1;
-  r = cubeb_stream_get_position(stm, &pos);
+  int r = cubeb_stream_get_position(stm, &pos);
   /* Pulse's clock may have run a few frames while the stream connected. */
   conf_note(o, "before-start=%d,%s", r, pos <= LATENCY ? "near-0" : "far");
   printf("  (position before start: %llu)\n", (unsigned long long)pos);
@@ -438,14 +444,10 @@ case_latency(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_and_play(ctx, o, &stm, &p))
     return;
-  step(o, "start", stm, &p);
-  note_flowing(o, "data", &p, 3);
   uint32_t latency = 0;
-  r = cubeb_stream_get_latency(stm, &latency);
+  int r = cubeb_stream_get_latency(stm, &latency);
   conf_note(o, "latency=%d,%s", r, latency_class(latency));
   latency = 0;
   r = cubeb_stream_get_input_latency(stm, &latency);
@@ -589,9 +591,7 @@ case_device_changed(cubeb *ctx, struct conf_obs *o)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_OUT, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, DIR_OUT))
     return;
   conf_note(o, "register=%d",
             cubeb_stream_register_device_changed_callback(stm, device_changed));
@@ -600,44 +600,37 @@ case_device_changed(cubeb *ctx, struct conf_obs *o)
   cubeb_stream_destroy(stm);
 }
 
+/* An input-only or duplex stream on the default devices. */
 static void
-case_duplex(cubeb *ctx, struct conf_obs *o)
+record(cubeb *ctx, struct conf_obs *o, enum direction d)
 {
   struct probe p = {.amplitude = 0};
   cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_DUPLEX, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
-    return;
-  step(o, "start", stm, &p);
-  bool frames = wait_count(&p.in_frames, RATE / 10);
-  conf_note(o, "input=%s,output:%s,frames:%s", yes_no(atomic_load(&p.saw_in)),
-            yes_no(atomic_load(&p.saw_out)), yes_no(frames));
-  step(o, "stop", stm, &p);
-  cubeb_stream_destroy(stm);
-  note_states(o, "states", &p);
-}
-
-static void
-case_input(cubeb *ctx, struct conf_obs *o)
-{
-  struct probe p = {.amplitude = 0};
-  cubeb_stream *stm;
-  int r = open_stream(ctx, &stm, &p, DIR_IN, NULL, NULL);
-  conf_note(o, "init=%d", r);
-  if (r != CUBEB_OK)
+  if (!open_noted(ctx, o, &stm, &p, d))
     return;
   step(o, "start", stm, &p);
   bool frames = wait_count(&p.in_frames, RATE / 10);
   conf_note(o, "input=%s,output:%s,frames:%s", yes_no(atomic_load(&p.saw_in)),
             yes_no(atomic_load(&p.saw_out)), yes_no(frames));
   conf_note(o, "signal=%s", yes_no(atomic_load(&p.loud_input)));
-  uint32_t latency = 0;
-  r = cubeb_stream_get_input_latency(stm, &latency);
-  conf_note(o, "input-latency=%d,%s", r, latency_class(latency));
-  step(o, "stop", stm, &p);
-  cubeb_stream_destroy(stm);
-  note_states(o, "states", &p);
+  if (d == DIR_IN) {
+    uint32_t latency = 0;
+    int r = cubeb_stream_get_input_latency(stm, &latency);
+    conf_note(o, "input-latency=%d,%s", r, latency_class(latency));
+  }
+  stop_and_destroy(o, stm, &p);
+}
+
+static void
+case_duplex(cubeb *ctx, struct conf_obs *o)
+{
+  record(ctx, o, DIR_DUPLEX);
+}
+
+static void
+case_input(cubeb *ctx, struct conf_obs *o)
+{
+  record(ctx, o, DIR_IN);
 }
 
 const struct conf_case conf_cases[] = {
