@@ -54,9 +54,6 @@ static const struct known_difference {
   const char *key;
   const char *reason;
 } known[] = {
-    {"drain", "remote-virtual", "position",
-     "after a drain, libcubeb's pulse position stays a few hundred frames "
-     "short of the frames given; the virtual device's counts every one"},
     {"latency", "remote-virtual", "input-latency-of-output",
      "libcubeb's pulse has no input latency call (NOT_SUPPORTED); the "
      "virtual device has one, which an output-only stream fails (ERROR)"},
