@@ -64,7 +64,7 @@ struct probe {
   atomic_bool saw_in;     /* an input buffer */
   atomic_bool saw_out;    /* an output buffer */
   atomic_bool loud_input; /* an input sample above 0.05 */
-  atomic_int states[MAX_STATES];
+  atomic_int states[MAX_STATES]; /* state + 1; 0 until it is written */
   atomic_int state_count;
 };
 
@@ -116,7 +116,7 @@ probe_state(cubeb_stream *stm, void *user, cubeb_state state)
   struct probe *p = user;
   int i = atomic_fetch_add(&p->state_count, 1);
   if (i < MAX_STATES)
-    atomic_store(&p->states[i], (int)state);
+    atomic_store(&p->states[i], (int)state + 1);
 }
 
 static const char *
@@ -145,7 +145,7 @@ note_states(struct conf_obs *o, const char *key, struct probe *p)
   for (int i = 0; i < n && i < MAX_STATES; i++)
     len +=
         (size_t)snprintf(text + len, sizeof(text) - len, "%s%s", i ? "," : "",
-                         state_name(atomic_load(&p->states[i])));
+                         state_name(atomic_load(&p->states[i]) - 1));
   conf_note(o, "%s=%s", key, text);
 }
 
@@ -154,7 +154,7 @@ count_state(struct probe *p, int from, cubeb_state state)
 {
   int n = 0, end = atomic_load(&p->state_count);
   for (int i = from; i < end && i < MAX_STATES; i++)
-    n += atomic_load(&p->states[i]) == (int)state;
+    n += atomic_load(&p->states[i]) == (int)state + 1;
   return n;
 }
 
