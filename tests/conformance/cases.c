@@ -419,7 +419,7 @@ case_position(cubeb *ctx, struct conf_obs *o)
   bool monotonic = true, ok = true;
   double start = now_s();
   while (now_s() - start < 0.4) {
-    uint64_t now;
+    uint64_t now = last;
     ok &= cubeb_stream_get_position(stm, &now) == CUBEB_OK;
     monotonic &= now >= last;
     last = now;
