@@ -5,8 +5,10 @@
 # tone in a second null sink whose monitor is the default source, as on
 # machines without a microphone; "ci_mic_in", a source that is not a
 # monitor, carries that tone too (the audioipc server never gives a client
-# a monitor, the default or another). pacmd works (the CLI socket), so a
-# test can end a stream as an administrator would (kill-sink-input).
+# a monitor, the default or another); "ci_conf_sink", on which only the
+# conformance suite plays (it measures the level on its monitor). pacmd
+# works (the CLI socket), so a test can end a stream as an administrator
+# would (kill-sink-input).
 #
 #   scripts/pulse.sh start   start it (idempotent; survives a crashed run)
 #   scripts/pulse.sh stop    stop it (idempotent)
@@ -45,6 +47,7 @@ start() {
 load-module module-native-protocol-unix auth-anonymous=1 auth-cookie-enabled=0 socket=$PULSE_RUNTIME_PATH/native
 load-module module-cli-protocol-unix
 load-module module-null-sink sink_name=ci_sink norewinds=1 rate=48000 channels=2 sink_properties=device.description=CI-Null-Sink
+load-module module-null-sink sink_name=ci_conf_sink norewinds=1 rate=48000 channels=2 sink_properties=device.description=CI-Conformance-Sink
 load-module module-null-sink sink_name=ci_mic norewinds=1 rate=48000 channels=1 sink_properties=device.description=CI-Mic
 load-module module-sine sink=ci_mic frequency=440
 load-module module-remap-source source_name=ci_mic_in master=ci_mic.monitor source_properties=device.description=CI-Mic-Input

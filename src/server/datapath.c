@@ -433,7 +433,10 @@ aipc_sstream_state_callback(cubeb_stream *backend, void *user,
     atomic_store(&s->draining, false);
   else if (state == CUBEB_STATE_ERROR)
     atomic_store(&s->failed, true);
-  aipc_sstream_raise_state(s, state);
+  /* The stop before a destroy is ours: libcubeb's destroy calls no
+   * state callback, so the client hears none. */
+  if (!atomic_load(&s->cancelled))
+    aipc_sstream_raise_state(s, state);
   aipc_rt_leave();
 }
 

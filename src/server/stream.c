@@ -348,14 +348,13 @@ aipc_sstream_start(struct aipc_sstream *s)
   return r;
 }
 
-/* A stop of a stream that does not run never reaches the backend (it
- * tells the client STOPPED, as a backend would). */
+/* A stop of a stream that does not run, or that failed, never reaches
+ * the backend (it tells the client STOPPED, as a backend would: pulse
+ * does after an error too). */
 int
 aipc_sstream_stop(struct aipc_sstream *s)
 {
-  if (atomic_load(&s->failed))
-    return 0;
-  if (!s->started) {
+  if (atomic_load(&s->failed) || !s->started) {
     aipc_sstream_raise_state(s, CUBEB_STATE_STOPPED);
     return 0;
   }
@@ -382,13 +381,14 @@ device_changed_callback(void *user)
                           0);
 }
 
-/* Registering twice, or unregistering what is not registered, changes
- * nothing and never reaches the backend. */
+/* Registering twice changes nothing and never reaches the backend. An
+ * unregistration does, registered or not: a backend without the call
+ * (pulse, ALSA) answers CUBEB_ERROR_NOT_SUPPORTED to it, as in-process. */
 int
 aipc_sstream_register_device_changed(struct aipc_sstream *s, bool enable)
 {
   int r = aipc_sstream_usable(s);
-  if (r < 0 || enable == s->device_changed_registered)
+  if (r < 0 || (enable && s->device_changed_registered))
     return r;
   r = aipc_errno_from_cubeb(cubeb_stream_register_device_changed_callback(
       s->backend, enable ? device_changed_callback : NULL));
