@@ -62,7 +62,7 @@ ring_frames(cubeb *ctx, const struct aipc_sstream_params *p, bool is_virtual,
   if (p->output) {
     if (latency < 256 && !is_virtual)
       return 0;
-    want = pow2_floor(latency / 4);
+    want = latency / 4 < 64 ? 64 : pow2_floor(latency / 4);
     while (want < callback)
       want *= 2;
     if (want > 16384)

@@ -284,3 +284,35 @@ TEST(render_ahead_short_or_failed_callbacks_end_output_and_input)
     CHECK_INT(stats[i].misses, ==, 0);
   e2e_finish(&e);
 }
+
+/* --- The ring's size ------------------------------------------------------ */
+
+/* The smallest latencies (a quarter of them is no frame at all) still
+ * give a stream a ring that holds the device's callback, and it plays. */
+E2E_CLIENT(tiny_latencies)
+{
+  (void)arg;
+  for (unsigned latency = 1; latency <= 4; latency++) {
+    static struct ramp r;
+    memset(&r, 0, sizeof(r));
+    e2e_watch_init(&r.watch);
+    r.total = RATE / 100;
+    cubeb_stream_params params = E2E_STEREO_OUT;
+    cubeb_stream *stm;
+    CHECK_INT(cubeb_stream_init(ctx, &stm, "tiny", NULL, NULL, NULL, &params,
+                                latency, ramp_cb, ramp_state, &r),
+              ==, CUBEB_OK);
+    CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+    e2e_watch_wait(&r.watch, CUBEB_STATE_DRAINED);
+    CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+    cubeb_stream_destroy(stm);
+  }
+}
+
+TEST(render_ahead_tiny_latencies_get_a_ring)
+{
+  struct e2e e;
+  e2e_start(&e, FAST);
+  test_wait_ok(e2e_spawn(&e, tiny_latencies, 0));
+  e2e_finish(&e);
+}
