@@ -36,6 +36,7 @@ struct aipc_client {
   atomic_uint events_queued;    /* raised, not yet sent */
   atomic_bool collection_event_pending;
   atomic_uint collection_wanted; /* device types the client registered */
+  _Atomic int64_t collection_event_at; /* the backend's last, monotonic ns */
   atomic_uint_fast64_t events_dropped;
   uint64_t events_dropped_reported; /* loop thread */
 
@@ -180,6 +181,7 @@ collection_changed(cubeb *ctx, void *user)
 {
   (void)ctx;
   struct aipc_client *c = user;
+  atomic_store(&c->collection_event_at, aipc_now_ns());
   /* cubeb does not say which direction changed; and one event still to
    * be sent says all there is to say, however many changes follow. */
   if (atomic_load(&c->collection_wanted) == 0 ||
@@ -199,13 +201,48 @@ collection_changed(cubeb *ctx, void *user)
  * under way while a direction is cleared (or still queued for a
  * direction no longer registered) calls NULL, in the server. So the
  * backend is registered once, for both directions, with one callback,
- * and stays so until the teardown clears both at once (the one moment
- * left at which a device event under way meets pulse's race, as it
- * would in-process); what the client registers and unregisters only
- * says which events it gets. A shared context has one registration for
+ * and stays so until the teardown clears both at once, once the device
+ * events have settled (settle_device_events): what is left
+ * of pulse's race is an event that starts in the microseconds of that
+ * clearing, as it would be in-process. What the client registers and
+ * unregisters only says which events it gets. A shared context has one registration for
  * every client, which one client could take from another: it is refused
  * there.
  */
+/* Device events come in bursts (a sink, its monitor, the card), and some
+ * reach the backend's thread only a while after the sound server sent
+ * them (seen: over 100 ms after the last one before them). Before the
+ * teardown clears the backend's collection callback, the last event must
+ * be COLLECTION_QUIET_NS ago, and a round trip with the sound server (an
+ * enumeration) must bring none: whatever it had sent before answering
+ * has been dispatched by then. At most COLLECTION_SETTLE_MAX_NS, and a
+ * few round trips. */
+#define COLLECTION_QUIET_NS (100 * AIPC_NSEC_PER_MSEC)
+#define COLLECTION_SETTLE_MAX_NS (500 * AIPC_NSEC_PER_MSEC)
+#define COLLECTION_SETTLE_ROUNDS 4
+
+static void
+settle_device_events(struct aipc_client *c)
+{
+  int64_t start = aipc_now_ns();
+  for (int round = 0; round < COLLECTION_SETTLE_ROUNDS; round++) {
+    int64_t now;
+    while ((now = aipc_now_ns()) - atomic_load(&c->collection_event_at) <
+               COLLECTION_QUIET_NS &&
+           now - start < COLLECTION_SETTLE_MAX_NS)
+      usleep(10 * 1000);
+    int64_t seen = atomic_load(&c->collection_event_at);
+    cubeb_device_collection all;
+    if (cubeb_enumerate_devices(
+            c->ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, &all) ==
+        CUBEB_OK)
+      cubeb_device_collection_destroy(c->ctx, &all);
+    if (atomic_load(&c->collection_event_at) == seen ||
+        aipc_now_ns() - start >= COLLECTION_SETTLE_MAX_NS)
+      return;
+  }
+}
+
 static int
 handle_register_collection(struct aipc_client *c, struct aipc_request *req)
 {
@@ -840,10 +877,12 @@ teardown(struct aipc_client *c)
   if (c->ctx) {
     aipc_devices_destroy(c->devices);
     c->devices = NULL;
-    if (c->collection_registered)
+    if (c->collection_registered) {
+      settle_device_events(c);
       cubeb_register_device_collection_changed(
           c->ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, NULL,
           NULL);
+    }
     aipc_server_cubeb_release(c->server, c->ctx);
     c->ctx = NULL;
   }
