@@ -160,17 +160,6 @@ expect_command(void)
   return r == 1 ? 0 : -1;
 }
 
-static int64_t
-cpu_ns(void)
-{
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
-             AIPC_NSEC_PER_SEC +
-         ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) *
-             AIPC_NSEC_PER_USEC;
-}
-
 static bool
 all_reached(const struct client *c, uint64_t count)
 {
@@ -254,7 +243,7 @@ run_streams(struct client *c, char **args)
   if (jitter) {
     if (expect_command() < 0)
       goto out;
-    cpu0 = cpu_ns();
+    cpu0 = bench_rusage_ns(RUSAGE_SELF);
     atomic_store(&c->measuring, 1);
     printf("measuring\n");
   }
@@ -281,7 +270,7 @@ run_streams(struct client *c, char **args)
     goto out;
   atomic_store(&c->measuring, 0);
   if (jitter)
-    printf("cpu_ns %lld\n", (long long)(cpu_ns() - cpu0));
+    printf("cpu_ns %lld\n", (long long)(bench_rusage_ns(RUSAGE_SELF) - cpu0));
   status = stop_streams(c);
   if (c->jitter)
     for (uint32_t b = 0; b <= BENCH_JITTER_BUCKETS; b++) {
