@@ -10,7 +10,8 @@
  * 60 ms in one callback halfway (a late wake, as a stalled machine
  * makes), "wrong" writes one callback's frames an octave up (corrupt
  * audio), "lose" counts one callback's frames twice (frames the client
- * produced that never reach the server), "crash" aborts halfway.
+ * produced that never reach the server), "crash" aborts halfway,
+ * "error" fails one callback (the stream errors).
  */
 #include "aipc.h"
 #include "demo.h"
@@ -33,12 +34,13 @@ enum fault {
   FAULT_WRONG,
   FAULT_LOSE,
   FAULT_CRASH,
+  FAULT_ERROR,
 };
 
 static const char demo_client_usage[] =
     "usage: aipc _client demo-client [--index I] [--freq HZ] [--seconds S]\n"
     "         [--gain G] [--latency MS] [--duplex] [--try CALL]\n"
-    "         [--fault stall|wrong|lose|crash]\n"
+    "         [--fault stall|wrong|lose|crash|error]\n"
     "(internal: the demo's client process, connection at fd 3)\n";
 
 struct demo_player {
@@ -127,6 +129,8 @@ demo_data_cb(cubeb_stream *stream, void *user, const void *input, void *output,
       p->played += more;
     } else if (p->fault == FAULT_CRASH) {
       abort();
+    } else if (p->fault == FAULT_ERROR) {
+      return CUBEB_ERROR;
     }
   }
   return n; /* fewer than asked: drain */
@@ -219,7 +223,8 @@ demo_client_play(cubeb *ctx, unsigned index, double freq, double seconds,
 static int
 parse_fault(const char *text, enum fault *out)
 {
-  static const char *const names[] = {"stall", "wrong", "lose", "crash"};
+  static const char *const names[] = {"stall", "wrong", "lose", "crash",
+                                      "error"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(text, names[i]) == 0) {
       *out = (enum fault)(FAULT_STALL + i);

@@ -9,11 +9,11 @@
  * (a cosine and a sine each) leaves nothing but rounding, and each
  * frequency's amplitude is its client's gain or 0. A block where a
  * stream's sound begins or stops part-way does not fit: the exact
- * blocks on either side of it then hold different sets of tones. A
- * block that does not fit between exact blocks with the same tones is
- * explained only by a miss of one of those streams (at most two blocks
- * per missed request: the silence may straddle two). Anything else
- * that does not fit is audio the software changed.
+ * blocks on either side of it then differ by that tone, and each such
+ * change explains one block. Another block that does not fit is
+ * explained only by a miss of one of the streams around it (at most two
+ * blocks per missed request: the silence may straddle two). Anything
+ * else that does not fit is audio the software changed.
  */
 #include "demo.h"
 #include "wav.h"
@@ -122,10 +122,11 @@ fit_block(const struct aipc_wav_data *wav, uint64_t from, uint64_t to,
 }
 
 /*
- * Counts the blocks that do not fit and that nothing explains: a run of
- * them between exact blocks (or the file's ends, where no tone plays)
- * that hold the same tones, none of which missed, or beyond two blocks
- * per miss. Fills out->exact and out->explained.
+ * Counts the blocks that do not fit and that nothing explains. In each
+ * run of them, between exact blocks (or the file's ends, where no tone
+ * plays), each tone that one side has and the other has not explains
+ * one block; the rest need a miss of a stream heard on either side, two
+ * blocks per miss at most. Fills out->exact and out->explained.
  */
 static unsigned
 unexplained(const bool *exact, const uint32_t *mask, unsigned blocks,
@@ -149,17 +150,16 @@ unexplained(const bool *exact, const uint32_t *mask, unsigned blocks,
       i++;
     }
     uint32_t after = i < blocks ? mask[i] : 0;
-    if (before != after) {
-      out->explained += run;
-      continue;
-    }
+    /* A stream that starts or ends there disturbs one block. */
+    unsigned changes = (unsigned)__builtin_popcount(before ^ after);
+    unsigned left = run > changes ? run - changes : 0;
     bool missed = false;
     for (unsigned k = 0; k < count; k++)
-      missed |= (before >> k & 1) && tones[k].misses;
-    unsigned take = missed ? (run < budget ? run : (unsigned)budget) : 0;
+      missed |= ((before | after) >> k & 1) && tones[k].misses;
+    unsigned take = missed ? (left < budget ? left : (unsigned)budget) : 0;
     budget -= take;
-    out->explained += take;
-    bad += run - take;
+    out->explained += run - left + take;
+    bad += left - take;
   }
   return bad;
 }
