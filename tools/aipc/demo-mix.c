@@ -27,6 +27,9 @@
 #define MIX_TOLERANCE 1e-4
 #define MIX_BLOCK_S 0.1
 #define MIX_UNKNOWNS_MAX (2 * DEMO_MAX_CLIENTS)
+/* Runs of blocks that do not fit are explained period by period when
+ * at most this many tones are heard around them. */
+#define MIX_REFINE_TONES 5
 
 /* Solves the symmetric positive definite system g x = b (n unknowns,
  * g row-major) by Cholesky, in place. Returns -1 if g is singular. */
@@ -63,99 +66,288 @@ solve(double *g, double *b, unsigned n)
   return 0;
 }
 
+/* The file and what is known of it. */
+struct mix {
+  const struct aipc_wav_data *wav;
+  const struct demo_mix_tone *tones;
+  unsigned count;
+  uint32_t period;
+  double omega[DEMO_MAX_CLIENTS];
+  uint64_t block;
+  unsigned blocks;
+  bool *exact;    /* per block */
+  uint32_t *mask; /* per exact block: bit k if tone k is in it */
+  double *coef;   /* per exact block: cosine and sine of each tone */
+};
+
+static double
+sample(const struct mix *m, uint64_t t)
+{
+  return m->wav->samples[t * m->wav->channels];
+}
+
 /* The basis at frame t: cos and sin of each tone. */
 static void
-basis(const double *omega, unsigned count, uint64_t t, double *out)
+basis(const struct mix *m, uint64_t t, double *out)
 {
-  for (unsigned k = 0; k < count; k++) {
-    double phase = omega[k] * (double)t;
+  for (unsigned k = 0; k < m->count; k++) {
+    double phase = m->omega[k] * (double)t;
     out[2 * k] = cos(phase);
     out[2 * k + 1] = sin(phase);
   }
 }
 
-/* Fits one block [from, to) of the left channel; true if it holds
- * exactly each tone at its gain or not at all, and then the tones it
- * holds in *mask (bit k for tone k). */
-static bool
-fit_block(const struct aipc_wav_data *wav, uint64_t from, uint64_t to,
-          const double *omega, const struct demo_mix_tone *tones,
-          unsigned count, uint32_t *mask)
+static uint64_t
+block_end(const struct mix *m, unsigned i)
 {
-  const unsigned n = 2 * count;
+  /* The last block takes the rest of the file. */
+  return i + 1 == m->blocks ? m->wav->frames : (i + 1) * m->block;
+}
+
+/* Fits block i of the left channel; true if it holds exactly each tone
+ * at its gain or not at all, and then the tones it holds in mask[i] and
+ * their coefficients in coef. */
+static bool
+fit_block(struct mix *m, unsigned i)
+{
+  const unsigned n = 2 * m->count;
   static double g[MIX_UNKNOWNS_MAX * MIX_UNKNOWNS_MAX];
-  double b[MIX_UNKNOWNS_MAX], phi[MIX_UNKNOWNS_MAX];
+  double *b = m->coef + (size_t)i * n, phi[MIX_UNKNOWNS_MAX];
+  uint64_t from = i * m->block, to = block_end(m, i);
   memset(g, 0, sizeof(double) * n * n);
   memset(b, 0, sizeof(double) * n);
   for (uint64_t t = from; t < to; t++) {
-    double y = wav->samples[t * wav->channels];
-    basis(omega, count, t, phi);
-    for (unsigned i = 0; i < n; i++) {
-      b[i] += phi[i] * y;
-      for (unsigned j = 0; j <= i; j++)
-        g[i * n + j] += phi[i] * phi[j];
+    double y = sample(m, t);
+    basis(m, t, phi);
+    for (unsigned r = 0; r < n; r++) {
+      b[r] += phi[r] * y;
+      for (unsigned c = 0; c <= r; c++)
+        g[r * n + c] += phi[r] * phi[c];
     }
   }
-  for (unsigned i = 0; i < n; i++)
-    for (unsigned j = i + 1; j < n; j++)
-      g[i * n + j] = g[j * n + i];
+  for (unsigned r = 0; r < n; r++)
+    for (unsigned c = r + 1; c < n; c++)
+      g[r * n + c] = g[c * n + r];
   if (solve(g, b, n) < 0)
     return false;
   for (uint64_t t = from; t < to; t++) {
     double fit = 0;
-    basis(omega, count, t, phi);
-    for (unsigned i = 0; i < n; i++)
-      fit += b[i] * phi[i];
-    if (fabs(wav->samples[t * wav->channels] - fit) > MIX_TOLERANCE)
+    basis(m, t, phi);
+    for (unsigned r = 0; r < n; r++)
+      fit += b[r] * phi[r];
+    if (fabs(sample(m, t) - fit) > MIX_TOLERANCE)
       return false;
   }
   uint32_t here = 0;
-  for (unsigned k = 0; k < count; k++) {
+  for (unsigned k = 0; k < m->count; k++) {
     double a = hypot(b[2 * k], b[2 * k + 1]);
-    if (fabs(a - tones[k].gain) <= MIX_TOLERANCE)
+    if (fabs(a - m->tones[k].gain) <= MIX_TOLERANCE)
       here |= UINT32_C(1) << k;
     else if (a > MIX_TOLERANCE)
       return false;
   }
-  *mask = here;
+  m->mask[i] = here;
+  return true;
+}
+
+/* A tone around a run of blocks that do not fit: as the exact block
+ * before it has it (variant 1) and as the one after (variant 2, or 1
+ * again if the same), each the tone's exact waveform there. */
+struct run_tone {
+  unsigned k;
+  unsigned variants;
+  const double *coef[2];
+  unsigned state;      /* 0: absent; else the variant heard last */
+  bool heard;          /* before the run or in it */
+  double wave[2][512]; /* the variants over the current segment */
+};
+
+/* The largest index of a frame of [0, len) where `combo` (a variant or 0
+ * per tone, less tone `without`) leaves more than the tolerance, plus
+ * one; 0 if it fits everywhere. `first` gets the first such frame (len
+ * if none). */
+static uint64_t
+misfit(const struct mix *m, const struct run_tone *rt, unsigned n,
+       const unsigned *combo, int without, uint64_t from, uint64_t len,
+       uint64_t *first)
+{
+  uint64_t last = 0;
+  *first = len;
+  for (uint64_t t = 0; t < len; t++) {
+    double y = sample(m, from + t);
+    for (unsigned j = 0; j < n; j++)
+      if (combo[j] && (int)j != without)
+        y -= rt[j].wave[combo[j] - 1][t];
+    if (fabs(y) > MIX_TOLERANCE) {
+      if (*first == len)
+        *first = t;
+      last = t + 1;
+    }
+  }
+  return last;
+}
+
+/* Finds what the segment [from, from + len) holds: each tone absent or
+ * one of its variants, all through, or one of them stopping part-way
+ * (a stream's last, short answer). Prefers the tones' current states.
+ * Returns false if nothing fits; else the states in combo, and in
+ * *stopped the tone that stopped after its part, or -1. */
+static bool
+fit_segment(const struct mix *m, const struct run_tone *rt, unsigned n,
+            uint64_t from, uint64_t len, unsigned *combo, int *stopped)
+{
+  unsigned total = 1;
+  for (unsigned j = 0; j < n; j++)
+    total *= rt[j].variants + 1;
+  uint64_t first, first2;
+  *stopped = -1;
+  for (unsigned j = 0; j < n; j++)
+    combo[j] = rt[j].state;
+  if (misfit(m, rt, n, combo, -1, from, len, &first) == 0)
+    return true;
+  for (unsigned c = 0; c < total; c++) {
+    unsigned v = c;
+    for (unsigned j = 0; j < n; j++) {
+      combo[j] = v % (rt[j].variants + 1);
+      v /= rt[j].variants + 1;
+    }
+    if (misfit(m, rt, n, combo, -1, from, len, &first) == 0)
+      return true;
+    for (unsigned j = 0; j < n; j++) {
+      if (!combo[j])
+        continue;
+      uint64_t last = misfit(m, rt, n, combo, (int)j, from, len, &first2);
+      if (last <= first) {
+        *stopped = (int)j;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/* Notes tone j's state in the next segment; false if it comes back, or
+ * changes waveform, with no miss of its stream to explain it. */
+static bool
+advance(const struct mix *m, struct run_tone *t, unsigned state)
+{
+  bool gap = state && state != t->state && t->heard;
+  if (gap && !m->tones[t->k].misses)
+    return false;
+  t->state = state;
+  t->heard |= state != 0;
   return true;
 }
 
 /*
- * Counts the blocks that do not fit and that nothing explains. In each
- * run of them, between exact blocks (or the file's ends, where no tone
- * plays), each tone that one side has and the other has not explains
- * one block; the rest need a miss of a stream heard on either side, two
- * blocks per miss at most. Fills out->exact and out->explained.
+ * Explains the run of blocks first..last, none of which fits, between
+ * the exact blocks prev and next (-1: the file's ends, where nothing
+ * plays), period by period. Returns 1 if every period holds the tones
+ * around it, each absent or whole, changing only where a stream starts
+ * or stops and, for a stream that missed, where it came back; 0 if
+ * not; -1 if it cannot tell (no period, or too many tones).
+ */
+static int
+explain_run(const struct mix *m, unsigned first, unsigned last, int prev,
+            int next)
+{
+  const unsigned stride = 2 * m->count;
+  uint32_t before = prev >= 0 ? m->mask[prev] : 0;
+  uint32_t after = next >= 0 ? m->mask[next] : 0;
+  static struct run_tone rt[MIX_REFINE_TONES];
+  unsigned n = 0;
+  if (m->period == 0 || m->period > 512)
+    return -1;
+  for (unsigned k = 0; k < m->count; k++) {
+    if (!((before | after) >> k & 1))
+      continue;
+    if (n == MIX_REFINE_TONES)
+      return -1;
+    struct run_tone *t = &rt[n++];
+    *t = (struct run_tone){.k = k};
+    if (before >> k & 1) {
+      t->coef[t->variants++] = m->coef + (size_t)prev * stride + 2 * k;
+      t->state = 1;
+      t->heard = true;
+    }
+    if (after >> k & 1) {
+      const double *c = m->coef + (size_t)next * stride + 2 * k;
+      if (!t->variants || fabs(c[0] - t->coef[0][0]) > MIX_TOLERANCE ||
+          fabs(c[1] - t->coef[0][1]) > MIX_TOLERANCE)
+        t->coef[t->variants++] = c;
+    }
+  }
+  uint64_t from = first * m->block, to = block_end(m, last);
+  while (from < to) {
+    uint64_t end = (from / m->period + 1) * m->period;
+    uint64_t len = (end < to ? end : to) - from;
+    for (unsigned j = 0; j < n; j++)
+      for (unsigned v = 0; v < rt[j].variants; v++)
+        for (uint64_t t = 0; t < len; t++) {
+          double phase = m->omega[rt[j].k] * (double)(from + t);
+          rt[j].wave[v][t] =
+              rt[j].coef[v][0] * cos(phase) + rt[j].coef[v][1] * sin(phase);
+        }
+    unsigned combo[MIX_REFINE_TONES];
+    int stopped;
+    if (!fit_segment(m, rt, n, from, len, combo, &stopped))
+      return 0;
+    for (unsigned j = 0; j < n; j++)
+      if (!advance(m, &rt[j], combo[j]))
+        return 0;
+    if (stopped >= 0)
+      rt[stopped].state = 0;
+    from += len;
+  }
+  /* Into the next block: as its variant. */
+  for (unsigned j = 0; j < n; j++)
+    if ((after >> rt[j].k & 1) && !advance(m, &rt[j], rt[j].variants))
+      return 0;
+  return 1;
+}
+
+/*
+ * Counts the blocks that do not fit and that nothing explains. Each run
+ * of them is explained period by period where it can be (explain_run);
+ * else, between exact blocks (or the file's ends, where no tone plays),
+ * each tone that one side has and the other has not explains one block
+ * and the rest need a miss of a stream heard on either side, two blocks
+ * per miss at most. Fills out->exact and out->explained.
  */
 static unsigned
-unexplained(const bool *exact, const uint32_t *mask, unsigned blocks,
-            const struct demo_mix_tone *tones, unsigned count,
-            struct demo_mix_result *out)
+unexplained(const struct mix *m, struct demo_mix_result *out)
 {
   uint64_t budget = 0;
-  for (unsigned k = 0; k < count; k++)
-    budget += 2 * tones[k].misses;
+  for (unsigned k = 0; k < m->count; k++)
+    budget += 2 * m->tones[k].misses;
   unsigned bad = 0;
-  uint32_t before = 0;
-  for (unsigned i = 0; i < blocks;) {
-    if (exact[i]) {
+  int prev = -1;
+  for (unsigned i = 0; i < m->blocks;) {
+    if (m->exact[i]) {
       out->exact++;
-      before = mask[i++];
+      prev = (int)i++;
       continue;
     }
-    unsigned run = 0;
-    while (i < blocks && !exact[i]) {
+    unsigned first = i, run = 0;
+    while (i < m->blocks && !m->exact[i]) {
       run++;
       i++;
     }
-    uint32_t after = i < blocks ? mask[i] : 0;
+    int next = i < m->blocks ? (int)i : -1;
+    int how = explain_run(m, first, i - 1, prev, next);
+    if (how >= 0) {
+      out->explained += how ? run : 0;
+      bad += how ? 0 : run;
+      continue;
+    }
+    uint32_t before = prev >= 0 ? m->mask[prev] : 0;
+    uint32_t after = next >= 0 ? m->mask[next] : 0;
     /* A stream that starts or ends there disturbs one block. */
     unsigned changes = (unsigned)__builtin_popcount(before ^ after);
     unsigned left = run > changes ? run - changes : 0;
     bool missed = false;
-    for (unsigned k = 0; k < count; k++)
-      missed |= ((before | after) >> k & 1) && tones[k].misses;
+    for (unsigned k = 0; k < m->count; k++)
+      missed |= ((before | after) >> k & 1) && m->tones[k].misses;
     unsigned take = missed ? (left < budget ? left : (unsigned)budget) : 0;
     budget -= take;
     out->explained += run - left + take;
@@ -178,24 +370,24 @@ channels_differ(const struct aipc_wav_data *wav)
 }
 
 static void
-check(const struct aipc_wav_data *wav, uint32_t rate, uint64_t frames,
-      const struct demo_mix_tone *tones, unsigned count,
+check(const struct aipc_wav_data *wav, uint32_t rate, uint32_t period,
+      uint64_t frames, const struct demo_mix_tone *tones, unsigned count,
       struct demo_mix_result *out)
 {
   size_t size = sizeof(out->problem);
+  struct mix m = {.wav = wav, .tones = tones, .count = count, .period = period};
   if (wav->channels != 2 || wav->rate != rate) {
     snprintf(out->problem, size, "%u channels at %u Hz, not stereo at %u Hz",
              wav->channels, wav->rate, rate);
     return;
   }
-  double omega[DEMO_MAX_CLIENTS];
   for (unsigned k = 0; k < count; k++) {
     if (tones[k].freq >= rate / 2.0 - 50) {
       snprintf(out->problem, size, "%.0f Hz is too close to half the rate",
                tones[k].freq);
       return;
     }
-    omega[k] = 2.0 * M_PI * tones[k].freq / rate;
+    m.omega[k] = 2.0 * M_PI * tones[k].freq / rate;
   }
   out->checked = true;
   if (wav->frames < frames) {
@@ -212,29 +404,29 @@ check(const struct aipc_wav_data *wav, uint32_t rate, uint64_t frames,
              (unsigned long long)differ);
     return;
   }
-  uint64_t block = (uint64_t)(rate * MIX_BLOCK_S);
-  unsigned blocks = (unsigned)(wav->frames / block ? wav->frames / block : 1);
-  bool *exact = calloc(blocks, sizeof(*exact));
-  uint32_t *mask = calloc(blocks, sizeof(*mask)), heard = 0;
-  if (!exact || !mask) {
+  m.block = (uint64_t)(rate * MIX_BLOCK_S);
+  m.blocks = (unsigned)(wav->frames / m.block ? wav->frames / m.block : 1);
+  m.exact = calloc(m.blocks, sizeof(*m.exact));
+  m.mask = calloc(m.blocks, sizeof(*m.mask));
+  m.coef = calloc((size_t)m.blocks * 2 * count, sizeof(*m.coef));
+  uint32_t heard = 0;
+  if (!m.exact || !m.mask || !m.coef) {
     snprintf(out->problem, size, "out of memory");
     goto out;
   }
-  out->blocks = blocks;
-  for (unsigned i = 0; i < blocks; i++) {
-    /* The last block takes the rest of the file. */
-    uint64_t to = i + 1 == blocks ? wav->frames : (i + 1) * block;
-    exact[i] = fit_block(wav, i * block, to, omega, tones, count, &mask[i]);
-    if (exact[i])
-      heard |= mask[i];
+  out->blocks = m.blocks;
+  for (unsigned i = 0; i < m.blocks; i++) {
+    m.exact[i] = fit_block(&m, i);
+    if (m.exact[i])
+      heard |= m.mask[i];
   }
-  unsigned bad = unexplained(exact, mask, blocks, tones, count, out);
+  unsigned bad = unexplained(&m, out);
   if (bad) {
     snprintf(out->problem, size,
              "%u of its %u blocks of %.0f ms do not hold exactly the "
              "clients' tones at their gains, and no stream starts, ends or "
              "missed there",
-             bad, blocks, out->block_ms);
+             bad, m.blocks, out->block_ms);
     goto out;
   }
   /* Without misses only starts and ends disturb blocks, and a stream of
@@ -250,14 +442,15 @@ check(const struct aipc_wav_data *wav, uint32_t rate, uint64_t frames,
              "%u of the clients' tones are in none of its exact blocks",
              out->tones_missing);
 out:
-  free(exact);
-  free(mask);
+  free(m.exact);
+  free(m.mask);
+  free(m.coef);
 }
 
 int
-demo_mix_check(const char *path, uint32_t rate, uint64_t frames,
-               const struct demo_mix_tone *tones, unsigned count,
-               struct demo_mix_result *out)
+demo_mix_check(const char *path, uint32_t rate, uint32_t period,
+               uint64_t frames, const struct demo_mix_tone *tones,
+               unsigned count, struct demo_mix_result *out)
 {
   *out = (struct demo_mix_result){.block_ms = MIX_BLOCK_S * 1000};
   struct aipc_wav_data wav;
@@ -268,7 +461,7 @@ demo_mix_check(const char *path, uint32_t rate, uint64_t frames,
     return -1;
   }
   out->frames = wav.frames;
-  check(&wav, rate, frames, tones, count, out);
+  check(&wav, rate, period, frames, tones, count, out);
   aipc_wav_data_clear(&wav);
   return 0;
 }

@@ -419,7 +419,20 @@ demo_check_mix(const struct demo *d, const char *wav)
         .gain = demo_client_gain(d->count),
         .misses = d->clients[i].have_stats ? d->clients[i].stats.misses : 0};
   struct demo_mix_result m;
-  if (demo_mix_check(wav, d->backend.rate, d->frames, tones, d->count, &m) < 0)
+  /* The device asks every stream for its period: each client's largest
+   * request. */
+  uint32_t period = 0;
+  for (unsigned i = 0; i < d->count; i++) {
+    const struct demo_report *r = &d->clients[i].report;
+    if (!r->valid || r->max_request <= 0 ||
+        (period && period != (uint32_t)r->max_request)) {
+      period = 0;
+      break;
+    }
+    period = (uint32_t)r->max_request;
+  }
+  if (demo_mix_check(wav, d->backend.rate, period, d->frames, tones, d->count,
+                     &m) < 0)
     return false;
   if (!m.checked) {
     printf("mix: %s: not checked (%s)\n", wav, m.problem);

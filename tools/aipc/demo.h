@@ -160,14 +160,16 @@ struct demo_mix_result {
  * Reads the virtual device's output file at `path` and checks, block by
  * block (100 ms), that it holds exactly the sum of the clients' tones,
  * each at its gain or absent: a block may differ only where a stream
- * starts, ends or missed; and that each tone is heard, and the file
+ * starts, ends or missed (told period by period where `period`, the
+ * frames of each request, is known, else by counting); and that each
+ * tone is heard, and the file
  * holds at least `frames` frames (each client played that many, misses
  * included as silence). Returns 0 with *out filled (out->problem says
  * what is wrong, if anything), or -1 if the file cannot be read
  * (reported on stderr).
  */
-int demo_mix_check(const char *path, uint32_t rate, uint64_t frames,
-                   const struct demo_mix_tone *tones, unsigned count,
-                   struct demo_mix_result *out);
+int demo_mix_check(const char *path, uint32_t rate, uint32_t period,
+                   uint64_t frames, const struct demo_mix_tone *tones,
+                   unsigned count, struct demo_mix_result *out);
 
 #endif
