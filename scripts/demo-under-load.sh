@@ -14,7 +14,8 @@
 # per CPU); --aipc: the program (default build/tools/aipc). DEMO-ARGS go
 # to `aipc demo` (say --backend pulse, or --out FILE.wav for the virtual
 # device); each run works in a fresh temporary directory, so a relative
-# --out lands there. Exits 0 if every run passed. The clients' callbacks
+# --out lands there; a failed run's directory is kept (its path is
+# printed). Exits 0 if every run passed. The clients' callbacks
 # run real-time (granted by the server) and so mostly beat the loops;
 # AUDIOIPC_RT_PRIORITY=0 in the environment turns that off, and the
 # machine then wakes them late often enough to show glitches.
@@ -80,7 +81,9 @@ for i in $(seq "$runs"); do
       echo "run $i/$runs: ok ($waits)"
     fi
   else
-    echo "run $i/$runs: FAILED (exit $status)"
+    kept=$(mktemp -d /tmp/aipc-load-failed-XXXXXX)
+    cp -r "$dir"/. "$kept"/
+    echo "run $i/$runs: FAILED (exit $status; its output and files in $kept)"
     grep -E "FAILED|^aipc demo: clients still|cannot" "$dir/out" | sed 's/^/  /'
   fi
   grep -E "^  glitch: |^    [0-9]+ (at|more)" "$dir/out"

@@ -245,7 +245,8 @@ advance(const struct mix *m, struct run_tone *t, unsigned state)
  * plays), period by period. Returns 1 if every period holds the tones
  * around it, each absent or whole, changing only where a stream starts
  * or stops and, for a stream that missed, where it came back; 0 if
- * not; -1 if it cannot tell (no period, or too many tones).
+ * not; -1 if it cannot tell (no period, too many tones, or a period
+ * that fits nothing next to a stream that missed).
  */
 static int
 explain_run(const struct mix *m, unsigned first, unsigned last, int prev,
@@ -277,6 +278,12 @@ explain_run(const struct mix *m, unsigned first, unsigned last, int prev,
         t->coef[t->variants++] = c;
     }
   }
+  /* A stream that missed twice in the run may come back in between with
+   * a phase neither block has (its client was not asked meanwhile):
+   * then the count decides. */
+  bool missed = false;
+  for (unsigned j = 0; j < n; j++)
+    missed |= m->tones[rt[j].k].misses > 0;
   uint64_t from = first * m->block, to = block_end(m, last);
   while (from < to) {
     uint64_t end = (from / m->period + 1) * m->period;
@@ -291,7 +298,7 @@ explain_run(const struct mix *m, unsigned first, unsigned last, int prev,
     unsigned combo[MIX_REFINE_TONES];
     int stopped;
     if (!fit_segment(m, rt, n, from, len, combo, &stopped))
-      return 0;
+      return missed ? -1 : 0;
     for (unsigned j = 0; j < n; j++)
       if (!advance(m, &rt[j], combo[j]))
         return 0;

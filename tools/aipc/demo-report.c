@@ -256,7 +256,7 @@ print_glitches(const struct demo *d, const struct demo_client *c)
       printf("\n");
   }
   if (shown < c->stats.misses)
-    printf("    %llu more after the last look\n",
+    printf("    %llu more, at later times not listed\n",
            (unsigned long long)(c->stats.misses - shown));
 }
 
