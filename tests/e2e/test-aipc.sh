@@ -50,9 +50,72 @@ demo_test() {
     [ "$(grep -cE '^ +[123] +[0-9]+ +[0-9]+ +[0-9]+ Hz.* 96000 ' "$out")" -eq 3 ]
   check "demo: the mix holds every client's tone" \
     "$tone_check" "$dir/demo.wav" 310 440 570
+  check "demo: its own check finds exactly the clients' tones in the mix" \
+    grep -q "^mix: $dir/demo.wav: [0-9]* frames; [0-9]* of its [0-9]* blocks of 100 ms hold exactly" "$out"
+  check "demo: streams ask for cubeb's minimum latency (the device's period)" \
+    [ "$(grep -cE '^ +[123] .* 0 +128$' "$out")" -eq 3 ]
   # The checker's own control: a tone nobody played is not found.
   check "demo: the mix does not hold a tone nobody played" \
     bash -c '! "$1" "$2" 700 830' _ "$tone_check" "$dir/demo.wav"
+}
+
+# --- 1b. The demo's verdict: a late answer is a glitch, lost audio a failure ----
+
+# demo_fault KIND CLOCK: runs a 2-client demo whose client 2 has --fault
+# KIND; sets status and out.
+demo_fault() {
+  out=$dir/fault-$1.out
+  AIPC_DEMO_FAULT=2:$1 "$aipc" demo --clients 2 --seconds 1 \
+    --backend "virtual:clock=$2,out=$dir/fault.wav" >"$out" 2>&1
+  status=$?
+  show "$out"
+}
+
+demo_verdict_test() {
+  local out status
+  # A callback that sleeps 60 ms is what a stalled machine does to a
+  # client: the server's 20 ms deadline passes and it plays silence.
+  demo_fault stall realtime
+  check "demo: a stalled callback is a glitch, not a failure (exit 0)" \
+    [ "$status" -eq 0 ]
+  check "demo: the stalled client is ok, glitched" \
+    grep -q '^client 2 (pid [0-9]*): ok: .*glitched' "$out"
+  check "demo: the glitch has its figures (misses, silence, deadline)" \
+    grep -qE "^  glitch: client 2's stream 1 \(440 Hz\) missed [0-9]+ deadlines?: the server played [0-9]+ callbacks? of silence .* the deadline: 20 ms" "$out"
+  check "demo: the glitch says when, and how late the callback came" \
+    grep -qE '^    [0-9]+ at [0-9.]+-[0-9.]+ s: its callback came [0-9.]+ ms late' "$out"
+  check "demo: the mix check explains the silence by the misses" \
+    grep -q '^mix: .*hold exactly' "$out"
+
+  demo_fault wrong fast
+  check "demo: a client's wrong frames fail the run (exit 1)" \
+    [ "$status" -eq 1 ]
+  check "demo: the mix check finds the wrong block" \
+    grep -qE '^mix: .*: FAILED: [12] of its [0-9]+ blocks .* do not hold exactly' "$out"
+
+  demo_fault lose fast
+  check "demo: frames that never reached the server fail the run (exit 1)" \
+    [ "$status" -eq 1 ]
+  check "demo: the lost frames are named, with no miss to explain them" \
+    grep -q '^client 2 (pid [0-9]*): FAILED: lost audio: the server counted 47872 of 48000 frames; 128 frames .* 0 deadline misses' "$out"
+
+  demo_fault crash fast
+  check "demo: a client that crashes fails the run (exit 1)" \
+    eval '[ "$status" -eq 1 ] &&
+      grep -q "^client 2 (pid [0-9]*): FAILED: crashed: killed by SIGABRT" "$out"'
+
+  demo_fault error fast
+  check "demo: a stream that errors fails the run (exit 1)" \
+    eval '[ "$status" -eq 1 ] &&
+      grep -q "^client 2 (pid [0-9]*): FAILED: .*its stream reported an error" "$out"'
+
+  out=$dir/latency.out
+  "$aipc" demo --clients 1 --seconds 0.5 --latency 20 \
+    --backend virtual:clock=fast >"$out" 2>&1
+  status=$?
+  show "$out"
+  check "demo --latency 20: the stream asks for 960 frames at 48 kHz" \
+    eval '[ "$status" -eq 0 ] && grep -qE "^ +1 .* 960$" "$out"'
 }
 
 # --- 2. serve, and clients that connect to it ---------------------------------
@@ -184,7 +247,8 @@ serve_test() {
 
 usage_test() {
   local args status
-  for args in "" "nosuch" "demo --clients x" "serve" "info extra"; do
+  for args in "" "nosuch" "demo --clients x" "demo --latency 0" "serve" \
+    "info extra"; do
     # shellcheck disable=SC2086 # split on purpose
     "$aipc" $args >"$dir/usage.out" 2>"$dir/usage.err"
     status=$?
@@ -521,6 +585,7 @@ raw_and_devices_test() {
 }
 
 demo_test
+demo_verdict_test
 serve_test
 serve_emfile_test
 usage_test
