@@ -64,8 +64,8 @@ struct cubeb_stream {
   struct aipc_cb_thread *cb; /* the thread that serves it */
   unsigned cb_slot;          /* its place there */
   bool cb_pooled;
-  uint32_t last_request;     /* the thread's: the last request answered */
-  atomic_bool running;       /* the user's data callback may run */
+  uint32_t last_request; /* the thread's: the last request answered */
+  atomic_bool running;   /* the user's data callback may run */
   /* What libcubeb's backends assert on (contract.c): started and not yet
    * stopped, drained or failed; answered short, not yet DRAINED. */
   atomic_bool started;

@@ -35,7 +35,7 @@ struct aipc_client {
   struct aipc_account *account; /* the process's, or the client's own */
   atomic_uint events_queued;    /* raised, not yet sent */
   atomic_bool collection_event_pending;
-  atomic_uint collection_wanted; /* device types the client registered */
+  atomic_uint collection_wanted;       /* device types the client registered */
   _Atomic int64_t collection_event_at; /* the backend's last, monotonic ns */
   atomic_uint_fast64_t events_dropped;
   uint64_t events_dropped_reported; /* loop thread */
@@ -52,7 +52,7 @@ struct aipc_client {
   uint64_t unread_shm;
   struct aipc_devices *devices; /* made with the context */
   bool collection_registered;   /* at the backend, for both directions */
-  pid_t *rt_threads;              /* promoted for the client, newest last */
+  pid_t *rt_threads;            /* promoted for the client, newest last */
   uint32_t nrt_threads;
   int64_t demote_at; /* when to check for promotions above the streams */
 };
@@ -192,23 +192,6 @@ collection_changed(cubeb *ctx, void *user)
                           0);
 }
 
-/*
- * libcubeb keeps a callback and a user pointer per direction, and pulse
- * asserts at cubeb_destroy that every one of them is NULL. Worse, pulse
- * clears a direction's pointer before it takes its mainloop's lock and
- * changes what it subscribes to, and calls the pointer of whichever
- * direction an event names: an event of a device coming or going that is
- * under way while a direction is cleared (or still queued for a
- * direction no longer registered) calls NULL, in the server. So the
- * backend is registered once, for both directions, with one callback,
- * and stays so until the teardown clears both at once, once the device
- * events have settled (settle_device_events): what is left
- * of pulse's race is an event that starts in the microseconds of that
- * clearing, as it would be in-process. What the client registers and
- * unregisters only says which events it gets. A shared context has one registration for
- * every client, which one client could take from another: it is refused
- * there.
- */
 /* Device events come in bursts (a sink, its monitor, the card), and some
  * reach the backend's thread only a while after the sound server sent
  * them (seen: over 100 ms after the last one before them). Before the
@@ -243,6 +226,23 @@ settle_device_events(struct aipc_client *c)
   }
 }
 
+/*
+ * libcubeb keeps a callback and a user pointer per direction, and pulse
+ * asserts at cubeb_destroy that every one of them is NULL. Worse, pulse
+ * clears a direction's pointer before it takes its mainloop's lock and
+ * changes what it subscribes to, and calls the pointer of whichever
+ * direction an event names: an event of a device coming or going that is
+ * under way while a direction is cleared (or still queued for a
+ * direction no longer registered) calls NULL, in the server. So the
+ * backend is registered once, for both directions, with one callback,
+ * and stays so until the teardown clears both at once, once the device
+ * events have settled (settle_device_events): what is left of pulse's
+ * race is an event that starts in the microseconds of that clearing, as
+ * it would be in-process. What the client registers and unregisters only
+ * says which events it gets. A shared context has one registration for
+ * every client, which one client could take from another: it is refused
+ * there.
+ */
 static int
 handle_register_collection(struct aipc_client *c, struct aipc_request *req)
 {
@@ -465,8 +465,7 @@ handle_stream_init(struct aipc_client *c, struct aipc_request *req)
                                          .shm_size = layout->size,
                                          .frames_max = layout->frames_max,
                                          .input_offset = layout->input_offset,
-                                         .output_offset =
-                                             layout->output_offset,
+                                         .output_offset = layout->output_offset,
                                          .buffered = aipc_sstream_buffered(s)};
   /* Sent, the fd is the client's (and the kernel's, until it reads it):
    * the server keeps only the mapping, not an fd per live stream. */

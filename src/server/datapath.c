@@ -220,9 +220,9 @@ ring_span(struct aipc_sstream *s)
  * a few times in a row, counts as a miss, so a client that keeps bumping
  * it cannot make the audio thread spin. After a miss the callbacks wait
  * no more (they play what the ring has) until the client has rendered
- * again: one that stalls costs one deadline, not one per callback. At the client's end (its
- * callback answered short or failed) the stream drains or fails, once
- * the ring is empty.
+ * again: one that stalls costs one deadline, not one per callback. At
+ * the client's end (its callback answered short or failed) the stream
+ * drains or fails, once the ring is empty.
  */
 static long
 ring_play(struct aipc_sstream *s, uint8_t *out, long nframes, int64_t deadline)
@@ -240,8 +240,8 @@ ring_play(struct aipc_sstream *s, uint8_t *out, long nframes, int64_t deadline)
       break;
     }
     if (span > 0) {
-      uint32_t n = (uint32_t)(nframes - done) < span ? (uint32_t)(nframes - done)
-                                                     : span;
+      uint32_t n =
+          (uint32_t)(nframes - done) < span ? (uint32_t)(nframes - done) : span;
       aipc_ring_read(s->ring, s->layout.frames_max, s->out_frame_bytes,
                      s->ring_pos, out + (size_t)done * s->out_frame_bytes, n);
       s->ring_pos += n;
@@ -321,8 +321,8 @@ ring_record(struct aipc_sstream *s, const uint8_t *in, long nframes,
   }
   uint32_t room = ring_room(s, wait_for_room ? (uint32_t)nframes : 0, deadline);
   uint32_t n = (uint32_t)nframes < room ? (uint32_t)nframes : room;
-  aipc_ring_write(s->ring, s->layout.frames_max, s->in_frame_bytes,
-                  s->ring_pos, in, n);
+  aipc_ring_write(s->ring, s->layout.frames_max, s->in_frame_bytes, s->ring_pos,
+                  in, n);
   s->ring_pos += n;
   aipc_wake_publish(&ctl->server_pos, s->ring_pos);
   if (n < (uint32_t)nframes)
@@ -354,16 +354,15 @@ ring_serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
 /* --- The backend's callbacks ---------------------------------------------- */
 
 long
-aipc_sstream_data_callback(cubeb_stream *backend, void *user,
-                           const void *input, void *output, long nframes)
+aipc_sstream_data_callback(cubeb_stream *backend, void *user, const void *input,
+                           void *output, long nframes)
 {
   (void)backend;
   struct aipc_sstream *s = user;
   aipc_rt_enter();
-  long r = s->buffered
-               ? ring_serve(s, input, output, nframes,
-                            aipc_now_ns() + s->deadline_ns, false)
-               : serve(s, input, output, nframes);
+  long r = s->buffered ? ring_serve(s, input, output, nframes,
+                                    aipc_now_ns() + s->deadline_ns, false)
+                       : serve(s, input, output, nframes);
   aipc_rt_leave();
   return r;
 }
@@ -394,8 +393,8 @@ split_end(void *user, void *output, long frames, int64_t device_deadline)
   aipc_rt_enter();
   /* The device's deadline, shared by the period's streams, within the
    * server's own. */
-  int64_t deadline = (s->buffered ? aipc_now_ns() : s->asked_at) +
-                     s->deadline_ns;
+  int64_t deadline =
+      (s->buffered ? aipc_now_ns() : s->asked_at) + s->deadline_ns;
   if (device_deadline >= 0 && device_deadline < deadline)
     deadline = device_deadline;
   long r;

@@ -52,7 +52,7 @@ struct aipc_sstream {
   bool drain_deferred; /* a drain met a start: drain at the next callback */
   int64_t asked_at;
   uint32_t asked_frames;
-  bool split_asked; /* split_begin asked the client this period */
+  bool split_asked;        /* split_begin asked the client this period */
   const void *split_input; /* a buffered stream's, from split_begin */
 
   struct aipc_stream_stats *stats;
@@ -63,8 +63,7 @@ struct aipc_sstream {
 
 /* The backend's data and state callbacks; `user` is the stream. */
 long aipc_sstream_data_callback(cubeb_stream *backend, void *user,
-                                const void *input, void *output,
-                                long nframes);
+                                const void *input, void *output, long nframes);
 void aipc_sstream_state_callback(cubeb_stream *backend, void *user,
                                  cubeb_state state);
 /* Tells the client, and the statistics, of a state. Any thread,

@@ -258,8 +258,7 @@ E2E_CLIENT(record_44100)
   double a = test_tone_amplitude(mid, 1, n, 440.0, TONE_RATE);
   double beside = fmax(test_tone_amplitude(mid, 1, n, 640.0, TONE_RATE),
                        test_tone_amplitude(mid, 1, n, 240.0, TONE_RATE));
-  printf("44.1 kHz input: 440 Hz at %.4f (0.5 sent), %.2g beside\n", a,
-         beside);
+  printf("44.1 kHz input: 440 Hz at %.4f (0.5 sent), %.2g beside\n", a, beside);
   CHECK(fabs(20.0 * log10(a / 0.5)) < 0.5);
   CHECK(a > 100.0 * beside);
 }

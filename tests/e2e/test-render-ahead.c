@@ -207,7 +207,7 @@ TEST(render_ahead_latency_counts_the_ring)
 
 struct ender {
   struct e2e_watch watch;
-  long answer;                 /* once `after` frames went: 0, or an error */
+  long answer; /* once `after` frames went: 0, or an error */
   uint64_t after;
   atomic_uint_fast64_t frames; /* passed to the callback */
   atomic_int calls_after_end;

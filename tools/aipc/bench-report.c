@@ -55,7 +55,8 @@ worst_pulse_ratio(const struct bench_pulse *pr, int figure)
 {
   double worst = 0;
   for (int i = 0; i + 1 < BENCH_PULSE_CASES; i += 2) {
-    const struct bench_pulse_case *sync = &pr->cases[i], *ra = &pr->cases[i + 1];
+    const struct bench_pulse_case *sync = &pr->cases[i],
+                                  *ra = &pr->cases[i + 1];
     double a = figure == 0 ? ra->p50 : figure == 1 ? ra->p99 : ra->cpu_us;
     double b = figure == 0 ? sync->p50 : figure == 1 ? sync->p99 : sync->cpu_us;
     /* A wait below the statistics' 1 us resolution counts as 1 us. */
@@ -279,9 +280,9 @@ bench_print_table(const struct bench_params *p, const struct bench_results *r)
   for (int i = 0; i < NTARGETS; i++)
     printf("  %-54s %9.2f %9.2f %6.2f %2s %4.2f  %s\n", t[i].rule, t[i].value,
            t[i].limit, t[i].ratio, t[i].at_least ? ">=" : "<=", t[i].factor,
-           t[i].skipped      ? "skipped (no PulseAudio)"
-           : holds(&t[i])    ? "holds"
-                             : "DOES NOT HOLD");
+           t[i].skipped   ? "skipped (no PulseAudio)"
+           : holds(&t[i]) ? "holds"
+                          : "DOES NOT HOLD");
   printf("\n(took %.1f s)\n", r->seconds);
 }
 
@@ -430,6 +431,8 @@ bench_print_json(const struct bench_params *p, const struct bench_results *r)
            "\"ratio\": %.3f, \"factor\": %.2f, \"holds\": %s}",
            i ? ", " : "", t[i].name, t[i].rule, t[i].value, t[i].limit,
            t[i].ratio, t[i].factor,
-           t[i].skipped ? "null" : holds(&t[i]) ? "true" : "false");
+           t[i].skipped   ? "null"
+           : holds(&t[i]) ? "true"
+                          : "false");
   printf("}, \"seconds\": %.1f}\n", r->seconds);
 }

@@ -132,7 +132,8 @@ run_all(const struct bench_params *p, struct bench_results *res)
       bench_run_realtime(p, 1, &res->rt_pooled) < 0 ||
       bench_run_rpc(p, -1, &any, &res->rpc_position) < 0 ||
       bench_run_rpc(p, cpu, &any, &res->rpc_position_same) < 0 ||
-      bench_run_misc(p, res) < 0 || bench_run_pulse(p, res->ncpus, &res->pulse) < 0)
+      bench_run_misc(p, res) < 0 ||
+      bench_run_pulse(p, res->ncpus, &res->pulse) < 0)
     return -1;
   return 0;
 }

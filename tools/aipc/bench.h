@@ -121,7 +121,7 @@ struct bench_params {
   int rpc_iterations;
   int startup_streams;
   int rss_streams;
-  double pulse_seconds; /* the measured window of each PulseAudio case */
+  double pulse_seconds;  /* the measured window of each PulseAudio case */
   double loaded_seconds; /* of the loaded PulseAudio cases */
 };
 
@@ -164,9 +164,9 @@ struct bench_pulse_case {
   bool buffered; /* render-ahead (else each callback waits for its answer) */
   double p50, p99, max; /* microseconds */
   uint64_t misses, callbacks, frames;
-  double cpu_us;       /* server + clients, per stream and callback */
-  double slowest_fps;  /* frames per second of the slowest stream */
-  double seconds;      /* the measured window */
+  double cpu_us;      /* server + clients, per stream and callback */
+  double slowest_fps; /* frames per second of the slowest stream */
+  double seconds;     /* the measured window */
 };
 
 /* Streams per PulseAudio case, and the cases: at the minimum latency and
@@ -183,7 +183,7 @@ struct bench_pulse {
   uint32_t min_latency;
   struct bench_pulse_case cases[BENCH_PULSE_CASES];
   struct bench_pulse_case one_client[2]; /* synchronous, buffered */
-  double inprocess_slowest_fps; /* plain libcubeb in this process */
+  double inprocess_slowest_fps;          /* plain libcubeb in this process */
   struct bench_pulse_case loaded[2];     /* synchronous, buffered */
 };
 
