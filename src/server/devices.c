@@ -353,7 +353,10 @@ aipc_devices_resolve(const struct aipc_devices *d, uint64_t token,
  * the backend's default is a monitor, the first input that is not one is
  * named instead, and if there is none the stream is refused (-ENODEV).
  * *out is NULL (the backend's default) or a devid of `hold`, which the
- * caller destroys once the stream is made.
+ * caller destroys once the stream is made. Only PulseAudio lists
+ * monitors: libcubeb's ALSA backend lists "default" alone, and its
+ * enumeration opens the device twice (and may fail while it is busy),
+ * for nothing to tell apart.
  */
 int
 aipc_devices_default_input(struct aipc_devices *d, cubeb_devid *out,
@@ -361,7 +364,7 @@ aipc_devices_default_input(struct aipc_devices *d, cubeb_devid *out,
 {
   *hold = (cubeb_device_collection){0};
   *out = NULL;
-  if (d->allow_monitors)
+  if (d->allow_monitors || strcmp(cubeb_get_backend_id(d->ctx), "pulse") != 0)
     return 0;
   int r = aipc_errno_from_cubeb(
       cubeb_enumerate_devices(d->ctx, CUBEB_DEVICE_TYPE_INPUT, hold));
