@@ -67,7 +67,10 @@ typedef struct {
  * dropped, not played after it; every frame before a short return is
  * played, then DRAINED. An input callback's short or failed return takes
  * effect one backend callback later. Duplex streams answer each backend
- * callback as it comes. docs/design-notes.md, "Render-ahead".
+ * callback as it comes, unless the embedder set render_ahead to 2: then
+ * their output runs that amount behind their input, its first frames
+ * silence (position does not count them). docs/design-notes.md,
+ * "Render-ahead".
  *
  * libcubeb's preconditions hold as in-process. Where libcubeb's backend
  * (the server's: cubeb_get_backend_id) aborts an application that breaks

@@ -202,9 +202,11 @@ typedef struct {
    * ahead of the backend through a ring in the stream's shared memory,
    * so the backend's audio thread waits for the client only when the
    * ring lacks what a callback needs (at start, or when the client fell
-   * behind); its amount is taken out of the stream's latency. 0 keeps
-   * every stream synchronous: each callback waits for the client's
-   * answer. Duplex streams are always synchronous. 0 or 1. */
+   * behind); its amount is taken out of the stream's latency. 2 does so
+   * for duplex streams too, which adds that amount to their
+   * input-to-output latency (the first that many output frames are
+   * silence). 0 keeps every stream synchronous: each callback waits for
+   * the client's answer. 0..2. */
   uint32_t render_ahead;
 } AudioIpcServerLimits;
 

@@ -63,33 +63,34 @@ overran(cubeb_stream *s)
 
 /*
  * Fills a buffered output stream's ring from the user's callback, or
- * passes it the input its ring holds, in pieces that end at the ring's
- * end, until the ring is full (or empty) or the callback ends. Each piece
- * is published at once: the server may be waiting for it.
+ * passes it the input its ring holds (a duplex stream: and fills the
+ * output ring's same slots), in pieces that end at the ring's end, until
+ * the ring is full (or empty) or the callback ends. Each piece is
+ * published at once: the server may be waiting for it.
  */
 static void
 serve_ring(cubeb_stream *s)
 {
   struct aipc_stream_ctl *ctl = s->ctl;
   uint32_t slots = s->frames_max;
-  bool output = s->output_area != NULL;
-  uint32_t frame_bytes = output ? s->out_frame_bytes : s->in_frame_bytes;
-  uint8_t *ring = output ? s->output_area : s->input_area;
+  uint8_t *in_ring = s->input_area, *out_ring = s->output_area;
+  /* What the server's position counts: output it played, or input. */
+  bool ahead_of_server = in_ring == NULL;
   atomic_store(&s->in_user.value, 1);
   while (atomic_load(&s->running) &&
          atomic_load_explicit(&ctl->end, memory_order_relaxed) ==
              AIPC_RING_END_NONE) {
     uint32_t pos = aipc_wake_load(&ctl->client_pos);
     uint32_t server = aipc_wake_load(&ctl->server_pos);
-    uint32_t span = output ? slots - (pos - server) : server - pos;
+    uint32_t span = ahead_of_server ? slots - (pos - server) : server - pos;
     if (span == 0 || span > slots)
       break; /* full (or empty), or a server gone wrong */
     uint32_t at = pos & (slots - 1);
     uint32_t n = span < slots - at ? span : slots - at;
-    void *area = ring + (size_t)at * frame_bytes;
+    void *in = in_ring ? in_ring + (size_t)at * s->in_frame_bytes : NULL;
+    void *out = out_ring ? out_ring + (size_t)at * s->out_frame_bytes : NULL;
     aipc_rt_leave();
-    long got = s->data_cb(s, s->user_ptr, output ? NULL : area,
-                          output ? area : NULL, n);
+    long got = s->data_cb(s, s->user_ptr, in, out, n);
     aipc_rt_enter();
     if (got > (long)n)
       got = overran(s);
@@ -97,14 +98,15 @@ serve_ring(cubeb_stream *s)
     if (got < 0) {
       end = AIPC_RING_END_ERROR;
     } else {
-      pos += output ? (uint32_t)got : n;
+      /* Output counts the frames made; input alone, those consumed. */
+      pos += out ? (uint32_t)got : n;
       if (got < (long)n)
         end = AIPC_RING_END_SHORT;
     }
     if (end != AIPC_RING_END_NONE) {
       atomic_store_explicit(&ctl->end_pos, pos, memory_order_relaxed);
       atomic_store_explicit(&ctl->end, end, memory_order_release);
-      if (output && end == AIPC_RING_END_SHORT)
+      if (out && end == AIPC_RING_END_SHORT)
         atomic_store(&s->draining, true); /* until DRAINED (contract.c) */
     }
     aipc_wake_publish(&ctl->client_pos, pos);

@@ -61,9 +61,8 @@ map_stream(cubeb_stream *s, struct aipc_msg *msg,
   /* The server lays regions out with aipc_stream_layout too: anything
    * else (misaligned, overlapping, out of bounds) is refused. */
   struct aipc_stream_layout need;
-  /* A ring is a power of two frames, for one direction. */
-  if (reply->buffered && ((reply->frames_max & (reply->frames_max - 1)) ||
-                          (in_bytes && out_bytes)))
+  /* A ring is a power of two frames. */
+  if (reply->buffered && (reply->frames_max & (reply->frames_max - 1)))
     return -EBADMSG;
   if (aipc_stream_layout(reply->frames_max, in_bytes, out_bytes, &need) < 0 ||
       !aipc_stream_layout_matches(&need, reply->shm_size, reply->input_offset,
@@ -220,7 +219,8 @@ quiesce(cubeb_stream *s)
 
 /* A buffered stream that was stopped or ended starts from the server's
  * position: what was rendered ahead of the stop is dropped, and the
- * callback's end forgotten. */
+ * callback's end forgotten (the server's position is a duplex stream's
+ * input, its output `ahead` frames behind). */
 static void
 ring_restart(cubeb_stream *s)
 {
@@ -231,6 +231,10 @@ ring_restart(cubeb_stream *s)
     return; /* it runs: nothing to drop */
   quiesce(s);
   atomic_store(&ctl->end, AIPC_RING_END_NONE);
+  /* A duplex stream's first output, before the client has had input for
+   * it, is this silence. */
+  if (s->input_area && s->output_area)
+    memset(s->output_area, 0, (size_t)s->frames_max * s->out_frame_bytes);
   aipc_wake_publish(&ctl->client_pos, aipc_wake_load(&ctl->server_pos));
 }
 

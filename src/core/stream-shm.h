@@ -11,11 +11,14 @@
  * publishes the same number in `response`. The server reads `result`
  * once, and only after `response` matched.
  *
- * A buffered stream (render-ahead: output only or input only) has one
- * area, a ring of frames_max frames (a power of two). Each side counts
+ * A buffered stream (render-ahead: output only or input only, and duplex
+ * if the embedder opted in) has a ring of frames_max frames (a power of
+ * two) in its area; a duplex one has two, slot k of the output made from
+ * slot k of the input, its output `ahead` frames behind. Each side counts
  * the frames it has passed through the ring, mod 2^32: `server_pos` (the
- * frames the backend consumed, or for input the frames it wrote) and
- * `client_pos` (the frames the client wrote, or consumed); frame k lives
+ * frames the backend consumed, or for input and duplex the frames it
+ * wrote) and `client_pos` (the frames the client wrote, or consumed;
+ * duplex: turned from input into output); frame k lives
  * at slot k mod frames_max. The server keeps its own count and only
  * publishes it; it reads the client's once per look and checks it against
  * the ring. After each callback it bumps `request` to tell the client

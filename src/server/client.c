@@ -552,6 +552,7 @@ handle_get_position(struct aipc_client *c, struct aipc_request *req)
 {
   uint64_t position = 0;
   STREAM_CALL(cubeb_stream_get_position(stm, &position));
+  position = aipc_sstream_position(s, position);
   struct aipc_u64 reply = {.value = position & INT64_MAX};
   aipc_request_reply(req, &reply, NULL, 0);
   return 0;
@@ -559,9 +560,9 @@ handle_get_position(struct aipc_client *c, struct aipc_request *req)
 
 /* A latency the backend reported, plus what waits in the stream's ring. */
 static uint32_t
-with_ring(const struct aipc_sstream *s, uint32_t latency)
+with_ring(const struct aipc_sstream *s, uint32_t latency, bool output)
 {
-  uint32_t ring = aipc_sstream_ring_frames(s);
+  uint32_t ring = aipc_sstream_ring_frames(s, output);
   return latency > UINT32_MAX - ring ? UINT32_MAX : latency + ring;
 }
 
@@ -570,7 +571,7 @@ handle_get_latency(struct aipc_client *c, struct aipc_request *req)
 {
   uint32_t latency = 0;
   STREAM_CALL(cubeb_stream_get_latency(stm, &latency));
-  return reply_u32(req, with_ring(s, latency));
+  return reply_u32(req, with_ring(s, latency, true));
 }
 
 static int
@@ -578,7 +579,7 @@ handle_get_input_latency(struct aipc_client *c, struct aipc_request *req)
 {
   uint32_t latency = 0;
   STREAM_CALL(cubeb_stream_get_input_latency(stm, &latency));
-  return reply_u32(req, with_ring(s, latency));
+  return reply_u32(req, with_ring(s, latency, false));
 }
 
 static int

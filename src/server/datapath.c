@@ -209,6 +209,9 @@ ring_span(struct aipc_sstream *s)
 {
   uint32_t pos = aipc_wake_load(&s->ctl->client_pos);
   uint32_t span = s->out_frame_bytes ? pos - s->ring_pos : s->ring_pos - pos;
+  /* A duplex client renders only what it was given input for. */
+  if (s->duplex && s->in_pos - pos > s->layout.frames_max)
+    return UINT32_MAX;
   return span <= s->layout.frames_max ? span : UINT32_MAX;
 }
 
@@ -246,7 +249,8 @@ ring_play(struct aipc_sstream *s, uint8_t *out, long nframes, int64_t deadline)
                      s->ring_pos, out + (size_t)done * s->out_frame_bytes, n);
       s->ring_pos += n;
       done += n;
-      aipc_wake_publish(&ctl->server_pos, s->ring_pos);
+      if (!s->duplex) /* a duplex stream's server_pos is its input's */
+        aipc_wake_publish(&ctl->server_pos, s->ring_pos);
       idle = 0;
       s->awaiting = false; /* it renders again */
       continue;
@@ -333,6 +337,28 @@ ring_record(struct aipc_sstream *s, const uint8_t *in, long nframes,
   return nframes;
 }
 
+/*
+ * A buffered duplex stream's callback: its input goes into the input
+ * ring, for the client to turn into output `ahead` frames later; the
+ * output is what the client made of earlier input (ring_play). Input that
+ * finds no room, because the output fell that far behind, is dropped and
+ * counted as a miss. Both positions are the server's own here.
+ */
+static long
+ring_duplex(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
+            long nframes, int64_t deadline)
+{
+  uint32_t room = s->layout.frames_max - (s->in_pos - s->ring_pos);
+  uint32_t n = (uint32_t)nframes < room ? (uint32_t)nframes : room;
+  aipc_ring_write(s->in_ring, s->layout.frames_max, s->in_frame_bytes,
+                  s->in_pos, in, n);
+  s->in_pos += n;
+  aipc_wake_publish(&s->ctl->server_pos, s->in_pos);
+  if (n < (uint32_t)nframes)
+    atomic_fetch_add_explicit(&s->stats->misses, 1, memory_order_relaxed);
+  return ring_play(s, out, nframes, deadline);
+}
+
 /* A buffered stream's callback, before `deadline`. */
 static long
 ring_serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
@@ -347,6 +373,8 @@ ring_serve(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
     fill_silence(s, out, 0, nframes); /* going: no client to miss */
     return nframes;
   }
+  if (s->duplex && in && out)
+    return ring_duplex(s, in, out, nframes, deadline);
   return out ? ring_play(s, out, nframes, deadline)
              : ring_record(s, in, nframes, wait_for_room, deadline);
 }
@@ -428,9 +456,10 @@ aipc_sstream_state_callback(cubeb_stream *backend, void *user,
   struct aipc_sstream *s = user;
   /* Often on the backend's audio thread: real-time safe (see events.c). */
   aipc_rt_enter();
-  if (state == CUBEB_STATE_DRAINED)
+  if (state == CUBEB_STATE_DRAINED) {
     atomic_store(&s->draining, false);
-  else if (state == CUBEB_STATE_ERROR)
+    atomic_store(&s->drained, true);
+  } else if (state == CUBEB_STATE_ERROR)
     atomic_store(&s->failed, true);
   /* The stop before a destroy is ours: libcubeb's destroy calls no
    * state callback, so the client hears none. */

@@ -28,7 +28,7 @@ struct aipc_limits {
   uint32_t streams_per_process, streams_max;
   uint64_t shm_per_process, shm_max; /* bytes */
   uint32_t promoted_per_process, promoted_max;
-  bool render_ahead;
+  uint32_t render_ahead; /* AudioIpcServerLimits.render_ahead: 0..2 */
   bool allow_monitors; /* audioipc_server_allow_monitors */
 };
 
@@ -271,7 +271,7 @@ struct aipc_sstream_params {
   uint32_t latency_frames;
   uint32_t shm_max;                /* bytes; 0: no bound but the server's */
   int64_t deadline_ns;             /* per callback */
-  bool render_ahead;               /* where the stream allows it */
+  uint32_t render_ahead;           /* the limit's: where the stream allows */
   struct aipc_stream_stats *stats; /* taken; retired with the stream */
   struct aipc_stats_registry *registry;
 };
@@ -294,9 +294,14 @@ const struct aipc_stream_layout *
 aipc_sstream_layout(const struct aipc_sstream *stream);
 /* Whether the stream renders ahead (a ring, see stream-shm.h). */
 bool aipc_sstream_buffered(const struct aipc_sstream *stream);
+/* The client's position, from the backend's: a buffered duplex stream's
+ * backend also played the silence before each start's first output,
+ * which the client never made. Monotonic. The client's thread. */
+uint64_t aipc_sstream_position(struct aipc_sstream *stream, uint64_t backend);
 /* The frames in a buffered stream's ring, part of its latency: output
  * rendered ahead and not yet played, or input not yet consumed. */
-uint32_t aipc_sstream_ring_frames(const struct aipc_sstream *stream);
+uint32_t aipc_sstream_ring_frames(const struct aipc_sstream *stream,
+                                  bool output);
 /* Stream names reach backends cut to this many bytes (JACK's port names
  * overflow past about 245). */
 #define AIPC_STREAM_NAME_MAX 128

@@ -59,7 +59,7 @@ static const struct aipc_limits default_limits = {
     .shm_max = 256 << 20,
     .promoted_per_process = 8,
     .promoted_max = 16,
-    .render_ahead = true,
+    .render_ahead = 1,
 };
 
 /* Written and read on the loop thread only (audioipc_server_set_limits
@@ -171,7 +171,7 @@ audioipc_server_set_limits(void *handle, const AudioIpcServerLimits *in)
       in->streams_max < 1 || in->streams_max > 65536 ||
       in->shm_per_process < SHM_PAGE || in->shm_max < SHM_PAGE ||
       in->promoted_per_process > 4096 || in->promoted_max > 4096 ||
-      in->render_ahead > 1) {
+      in->render_ahead > 2) {
     errno = EINVAL;
     return -1;
   }

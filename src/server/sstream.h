@@ -39,12 +39,19 @@ struct aipc_sstream {
   atomic_bool cancelled; /* the stream goes: ask the client nothing more */
 
   /* Buffered (render-ahead, see stream-shm.h): the ring is the input or
-   * output area, of layout.frames_max frames. */
-  bool buffered;
-  uint8_t *ring;
+   * output area, of layout.frames_max frames; a duplex stream has both,
+   * and its output runs `ahead` frames behind its input. */
+  bool buffered, duplex;
+  uint8_t *ring, *in_ring;
+  uint32_t ahead; /* output frames rendered ahead (taken from the latency) */
+  atomic_bool drained;     /* the backend reported DRAINED since the start */
+  uint64_t silence_played; /* duplex: the silence before each start's output */
+  uint64_t last_position;  /* reported to the client */
 
-  /* Audio thread only. */
-  uint32_t ring_pos; /* what the server published as server_pos */
+  /* Audio thread only (and the client's thread while the stream is
+   * stopped). */
+  uint32_t ring_pos; /* output: frames played; input-only: frames written */
+  uint32_t in_pos;   /* duplex: input frames written (its server_pos) */
   uint32_t seq;
   /* The last request missed its deadline, still unanswered; for a
    * buffered stream: the ring ran dry, and has had nothing since. */

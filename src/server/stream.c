@@ -37,19 +37,25 @@ pow2_floor(uint32_t n)
 
 /*
  * The ring of a buffered stream (render-ahead, docs/design-notes.md), in
- * frames, or 0 to keep the stream synchronous: duplex streams, and output
- * whose latency leaves too little to share. Output renders a quarter of
- * the latency ahead (the largest power of two not above it: pulse splits
- * what it buffers in quarters, so its steady callbacks ask less than
- * that), and at least the virtual device's callback; input holds twice
- * the latency, at least four callbacks and a quarter of a second. Within
- * `room`, the frames the stream's memory may hold.
+ * frames, and in *ahead the frames its output renders ahead; 0 to keep
+ * the stream synchronous: duplex streams unless the embedder opted in,
+ * and output whose latency leaves too little to share. Output renders a
+ * quarter of the latency ahead (the largest power of two not above it,
+ * at least 64: pulse splits what it buffers in quarters, so its steady
+ * callbacks ask less than that), and at least the virtual device's
+ * callback. Input holds twice the latency, at least four callbacks and a
+ * quarter of a second. A duplex ring holds four times what it renders
+ * ahead (the rest of the latency, which pulse's first callback asks for
+ * at once, besides). Within `room`, the frames the stream's memory may
+ * hold.
  */
 static uint32_t
 ring_frames(cubeb *ctx, const struct aipc_sstream_params *p, bool is_virtual,
-            uint32_t room)
+            uint32_t room, uint32_t *ahead)
 {
-  if (!p->render_ahead || (p->input && p->output))
+  bool duplex = p->input && p->output;
+  *ahead = 0;
+  if (p->render_ahead == 0 || (duplex && p->render_ahead < 2))
     return 0;
   cubeb_stream_params *params = p->output ? p->output : p->input;
   uint32_t latency = p->latency_frames;
@@ -76,9 +82,14 @@ ring_frames(cubeb *ctx, const struct aipc_sstream_params *p, bool is_virtual,
     while (want < least && want < 65536)
       want *= 2;
   }
-  while (want > room)
-    want /= 2;
-  return want >= 64 ? want : 0;
+  uint32_t frames = duplex ? 4 * want : want;
+  while (frames > room)
+    frames /= 2;
+  if (frames < 64 || (duplex && frames / 4 < callback))
+    return 0;
+  if (p->output)
+    *ahead = duplex ? frames / 4 : frames;
+  return frames;
 }
 
 int
@@ -120,14 +131,16 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
       goto fail;
     }
   }
-  uint32_t frames_max = ring_frames(ctx, p, is_virtual, room);
+  uint32_t ahead;
+  uint32_t frames_max = ring_frames(ctx, p, is_virtual, room, &ahead);
   uint32_t latency = p->latency_frames;
   if (frames_max > 0) {
     s->buffered = true;
+    s->ahead = ahead;
     /* The frames rendered ahead come out of the backend's latency (the
      * virtual device's is its period, whatever a stream asks). */
-    if (p->output && !is_virtual)
-      latency -= frames_max;
+    if (!is_virtual)
+      latency -= ahead;
   } else {
     /* Room for one latency's worth of frames (at least 512) per request;
      * bigger backend callbacks are served in chunks. */
@@ -147,6 +160,8 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->input_area = (uint8_t *)s->shm.base + s->layout.input_offset;
   s->output_area = (uint8_t *)s->shm.base + s->layout.output_offset;
   s->ring = p->output ? s->output_area : s->input_area;
+  s->in_ring = s->input_area;
+  s->duplex = s->buffered && p->input && p->output;
 
   int cr = cubeb_stream_init(ctx, &s->backend, name, p->input_device, p->input,
                              p->output_device, p->output, latency,
@@ -229,11 +244,23 @@ aipc_sstream_buffered(const struct aipc_sstream *s)
   return s->buffered;
 }
 
+uint64_t
+aipc_sstream_position(struct aipc_sstream *s, uint64_t backend)
+{
+  uint64_t made = backend > s->silence_played ? backend - s->silence_played : 0;
+  if (made > s->last_position)
+    s->last_position = made;
+  return s->last_position;
+}
+
 uint32_t
-aipc_sstream_ring_frames(const struct aipc_sstream *s)
+aipc_sstream_ring_frames(const struct aipc_sstream *s, bool output)
 {
   if (!s->buffered)
     return 0;
+  /* A duplex stream's output is always `ahead` frames behind its input. */
+  if (s->duplex)
+    return output ? s->ahead : 0;
   /* Both words may hold anything the client wrote: only its own stream's
    * latency is at stake, within the ring. */
   uint32_t server = aipc_wake_load(&s->ctl->server_pos);
@@ -338,6 +365,14 @@ aipc_sstream_start(struct aipc_sstream *s)
   int r = 0;
   if (atomic_load(&s->draining))
     r = backend_stop(s);
+  /* A duplex stream's output starts `ahead` frames behind its input, the
+   * client having cleared them (no callback runs while it is stopped or
+   * has drained). */
+  if (r == 0 && s->duplex && (!s->started || atomic_load(&s->drained))) {
+    s->ring_pos = s->in_pos - s->ahead;
+    s->silence_played += s->ahead;
+  }
+  atomic_store(&s->drained, false);
   if (r == 0 && s->buffered)
     aipc_sstream_poke(s); /* render ahead before the first callback */
   if (r == 0)

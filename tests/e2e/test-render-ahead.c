@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "sound-file.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -315,4 +316,101 @@ TEST(render_ahead_tiny_latencies_get_a_ring)
   e2e_start(&e, FAST);
   test_wait_ok(e2e_spawn(&e, tiny_latencies, 0));
   e2e_finish(&e);
+}
+
+/* --- Duplex, when the embedder opts in ------------------------------------ */
+
+#define DUPLEX_FRAMES (RATE / 10 + 77)
+
+struct echo {
+  struct e2e_watch watch;
+  atomic_uint_fast64_t frames;
+};
+
+/* Mono input to both output channels, DUPLEX_FRAMES in all. */
+static long
+echo_cb(cubeb_stream *stm, void *user, const void *in, void *out, long n)
+{
+  (void)stm;
+  struct echo *e = user;
+  const float *x = in;
+  float *y = out;
+  uint64_t f = atomic_load(&e->frames);
+  long i = 0;
+  for (; i < n && f < DUPLEX_FRAMES; i++, f++)
+    y[2 * i] = y[2 * i + 1] = x[i];
+  atomic_store(&e->frames, f);
+  return i;
+}
+
+static void
+echo_state(cubeb_stream *stm, void *user, cubeb_state state)
+{
+  (void)stm;
+  e2e_watch_state(&((struct echo *)user)->watch, state);
+}
+
+/* arg: the frames the output runs behind the input (0: synchronous). */
+E2E_CLIENT(echo_input)
+{
+  static struct echo e;
+  e2e_watch_init(&e.watch);
+  cubeb_stream_params out = E2E_STEREO_OUT, in = E2E_MONO_IN;
+  cubeb_stream *stm;
+  CHECK_INT(cubeb_stream_init(ctx, &stm, "echo", NULL, &in, NULL, &out, LATENCY,
+                              echo_cb, echo_state, &e),
+            ==, CUBEB_OK);
+  uint32_t latency = 0;
+  CHECK_INT(cubeb_stream_get_latency(stm, &latency), ==, CUBEB_OK);
+  CHECK_INT(latency, ==, PERIOD + (uint32_t)arg);
+  CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  e2e_watch_wait(&e.watch, CUBEB_STATE_DRAINED);
+  /* Position counts what the client made, not the silence before it. */
+  uint64_t position = 0;
+  CHECK_INT(cubeb_stream_get_position(stm, &position), ==, CUBEB_OK);
+  CHECK_INT(position, ==, DUPLEX_FRAMES);
+  CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
+  cubeb_stream_destroy(stm);
+}
+
+/* The device's output file holds `behind` frames of silence, then the
+ * input it gave the stream (its sine), frame for frame. */
+static void
+check_echo(const char *path, uint64_t behind)
+{
+  struct aipc_sound_data wav;
+  CHECK_INT(aipc_sound_load(path, 8, &wav, NULL, 0), ==, 0);
+  CHECK_INT(wav.frames, ==, behind + DUPLEX_FRAMES);
+  uint64_t wrong = 0;
+  for (uint64_t f = 0; f < wav.frames; f++) {
+    double want =
+        f < behind
+            ? 0.0
+            : 0.5 * sin(2.0 * M_PI * 440.0 * (double)(f - behind) / RATE);
+    for (uint32_t ch = 0; ch < 2; ch++)
+      wrong += fabs(wav.samples[f * 2 + ch] - want) > 1e-5;
+  }
+  CHECK_INT(wrong, ==, 0);
+  aipc_sound_data_clear(&wav);
+}
+
+TEST(render_ahead_duplex_when_opted_in_runs_its_output_behind_its_input)
+{
+  for (unsigned mode = 1; mode <= 2; mode++) {
+    struct e2e e;
+    e2e_start(&e, FAST);
+    AudioIpcServerLimits l;
+    CHECK_INT(audioipc_server_get_limits(e.server, &l), ==, 0);
+    l.render_ahead = mode;
+    CHECK_INT(audioipc_server_set_limits(e.server, &l), ==, 0);
+    /* Mode 1 (the default) keeps duplex synchronous. */
+    uint64_t behind = mode == 2 ? RING : 0;
+    test_wait_ok(e2e_spawn(&e, echo_input, (int)behind));
+    AudioIpcStreamStats stats;
+    CHECK_INT(audioipc_server_get_stream_stats(e.server, &stats, 1), ==, 1);
+    CHECK_INT(stats.misses, ==, 0);
+    e2e_stop_server(&e);
+    check_echo(e.wav, behind);
+    e2e_finish(&e);
+  }
 }

@@ -28,6 +28,8 @@ enum {
   FALSE_ENDS,
   SCRIBBLES,
   INPUT_ANYWHERE,
+  DUPLEX_NEVER_FILLS,
+  DUPLEX_SCRIBBLES,
   RING_MODES,
 };
 
@@ -39,6 +41,8 @@ static const char *const ring_mode_names[RING_MODES] = {
     [FALSE_ENDS] = "claims ends that are not there",
     [SCRIBBLES] = "scribbles on every word and the ring",
     [INPUT_ANYWHERE] = "puts its input position anywhere",
+    [DUPLEX_NEVER_FILLS] = "never fills its duplex ring",
+    [DUPLEX_SCRIBBLES] = "scribbles on its duplex rings",
 };
 
 static void
@@ -100,6 +104,7 @@ misbehave(struct tamper *t, uint32_t *last)
   uint32_t slots = t->reply.frames_max;
   switch (t->mode) {
   case NEVER_FILLS:
+  case DUPLEX_NEVER_FILLS:
     poked(t, last);
     break;
   case OUT_OF_RING:
@@ -136,9 +141,10 @@ misbehave(struct tamper *t, uint32_t *last)
     }
     break;
   case SCRIBBLES:
+  case DUPLEX_SCRIBBLES:
   case INPUT_ANYWHERE:
     for (int i = 0; i < 1000; i++) {
-      if (t->mode == SCRIBBLES) {
+      if (t->mode != INPUT_ANYWHERE) {
         scribble(t);
       } else {
         aipc_wake_publish(&ctl->client_pos, (uint32_t)raw_rand(&t->rng));
@@ -150,23 +156,25 @@ misbehave(struct tamper *t, uint32_t *last)
   }
 }
 
-/* A buffered stream on a connection of its own: output, or mono input
- * for INPUT_ANYWHERE. Latency 1024, which pulse takes as a quarter ahead. */
+/* A buffered stream on a connection of its own: output, mono input for
+ * INPUT_ANYWHERE, both for the duplex modes (render-ahead 2). Latency
+ * 1024, which pulse takes as a quarter ahead. */
 static void
 ring_open(struct fixture *f, struct tamper *t, int mode)
 {
+  bool duplex = mode == DUPLEX_NEVER_FILLS || mode == DUPLEX_SCRIBBLES;
   struct aipc_stream_init q = raw_output_stream(FIXTURE_RATE, 1024);
-  if (mode == INPUT_ANYWHERE) {
-    q.has_output = 0;
+  if (mode == INPUT_ANYWHERE || duplex) {
+    q.has_output = duplex;
     q.has_input = 1;
     q.in_format = CUBEB_SAMPLE_FLOAT32NE;
     q.in_rate = FIXTURE_RATE;
     q.in_channels = 1;
     q.in_layout = CUBEB_LAYOUT_MONO;
   }
-  fixture_set_render_ahead(f, true);
+  fixture_set_render_ahead(f, duplex ? 2 : 1);
   tamper_connect(f, t, mode);
-  fixture_set_render_ahead(f, false);
+  fixture_set_render_ahead(f, 0);
   tamper_stream(t, &q, true);
   CHECK_INT(t->reply.buffered, ==, 1);
 }
@@ -213,7 +221,8 @@ run_ring(struct fixture *f, struct tamper *t)
   if (t->mode != FALSE_ENDS)
     CHECK(hs.callbacks > before.callbacks);
   CHECK(hs.wait_max_us < 1000 * 1000);
-  if (t->mode == NEVER_FILLS || t->mode == OUT_OF_RING)
+  if (t->mode == NEVER_FILLS || t->mode == OUT_OF_RING ||
+      t->mode == DUPLEX_NEVER_FILLS)
     CHECK(hs.misses > before.misses);
 }
 
@@ -303,4 +312,24 @@ TEST(hostile_ring_input_position_anywhere)
 TEST(pulse_ring_input_position_anywhere)
 {
   ring_case("pulse", INPUT_ANYWHERE);
+}
+
+TEST(hostile_ring_duplex_client_never_fills)
+{
+  ring_case(NULL, DUPLEX_NEVER_FILLS);
+}
+
+TEST(pulse_ring_duplex_client_never_fills)
+{
+  ring_case("pulse", DUPLEX_NEVER_FILLS);
+}
+
+TEST(hostile_ring_duplex_client_scribbles)
+{
+  ring_case(NULL, DUPLEX_SCRIBBLES);
+}
+
+TEST(pulse_ring_duplex_client_scribbles)
+{
+  ring_case("pulse", DUPLEX_SCRIBBLES);
 }

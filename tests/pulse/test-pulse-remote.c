@@ -126,6 +126,20 @@ TEST(pulse_output_input_duplex_at_real_time_pace)
   e2e_finish(&e);
 }
 
+/* With render-ahead opted in for duplex streams, a duplex stream keeps
+ * pulse's pace and hears its input. */
+TEST(pulse_duplex_renders_ahead_when_opted_in)
+{
+  struct e2e e;
+  start_pulse_server(&e);
+  AudioIpcServerLimits l;
+  CHECK_INT(audioipc_server_get_limits(e.server, &l), ==, 0);
+  l.render_ahead = 2;
+  CHECK_INT(audioipc_server_set_limits(e.server, &l), ==, 0);
+  test_wait_ok(e2e_spawn(&e, run_at_pace, 2));
+  e2e_finish(&e);
+}
+
 /* Goertzel power of `hz` in a mono signal, normalised by length. */
 static double
 tone_power(const float *x, size_t n, size_t stride, double hz)
@@ -287,9 +301,10 @@ E2E_CLIENT(devids_outlive_collection_changes)
   snprintf(a, sizeof(a), "aipc_devid_a_%d", (int)getpid());
   snprintf(b, sizeof(b), "aipc_devid_b_%d", (int)getpid());
   cubeb_device_collection first, second, third;
-  CHECK_INT(cubeb_enumerate_devices(
-                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, &first),
-            ==, CUBEB_OK);
+  CHECK_INT(
+      cubeb_enumerate_devices(
+          ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, &first),
+      ==, CUBEB_OK);
   CHECK(device_named(&first, a) == NULL);
 
   int seen = atomic_load(&collection_changes);
@@ -337,10 +352,10 @@ E2E_CLIENT(devids_outlive_collection_changes)
   snprintf(unload, sizeof(unload), "unload-module %u", module);
   pactl(unload);
 
-  CHECK_INT(cubeb_register_device_collection_changed(
-                ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, NULL,
-                NULL),
-            ==, CUBEB_OK);
+  CHECK_INT(
+      cubeb_register_device_collection_changed(
+          ctx, CUBEB_DEVICE_TYPE_INPUT | CUBEB_DEVICE_TYPE_OUTPUT, NULL, NULL),
+      ==, CUBEB_OK);
   CHECK_INT(cubeb_device_collection_destroy(ctx, &first), ==, CUBEB_OK);
   CHECK_INT(cubeb_device_collection_destroy(ctx, &second), ==, CUBEB_OK);
   CHECK_INT(cubeb_device_collection_destroy(ctx, &third), ==, CUBEB_OK);
