@@ -350,7 +350,7 @@ ring_duplex(struct aipc_sstream *s, const uint8_t *in, uint8_t *out,
 {
   uint32_t room = s->layout.frames_max - (s->in_pos - s->ring_pos);
   uint32_t n = (uint32_t)nframes < room ? (uint32_t)nframes : room;
-  aipc_ring_write(s->in_ring, s->layout.frames_max, s->in_frame_bytes,
+  aipc_ring_write(s->input_area, s->layout.frames_max, s->in_frame_bytes,
                   s->in_pos, in, n);
   s->in_pos += n;
   aipc_wake_publish(&s->ctl->server_pos, s->in_pos);

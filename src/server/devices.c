@@ -46,6 +46,7 @@ struct known {
 struct aipc_devices {
   cubeb *ctx;
   bool allow_monitors;
+  bool lists_monitors; /* the backend is pulse (aipc_devices_default_input) */
   uint32_t max_tokens;
   struct known *known;
   uint32_t nknown;
@@ -68,6 +69,7 @@ aipc_devices_new(cubeb *ctx, uint32_t max_tokens, bool allow_monitors,
   }
   d->ctx = ctx;
   d->allow_monitors = allow_monitors;
+  d->lists_monitors = strcmp(cubeb_get_backend_id(ctx), "pulse") == 0;
   d->max_tokens = max_tokens;
   *out = d;
   return 0;
@@ -364,7 +366,7 @@ aipc_devices_default_input(struct aipc_devices *d, cubeb_devid *out,
 {
   *hold = (cubeb_device_collection){0};
   *out = NULL;
-  if (d->allow_monitors || strcmp(cubeb_get_backend_id(d->ctx), "pulse") != 0)
+  if (d->allow_monitors || !d->lists_monitors)
     return 0;
   int r = aipc_errno_from_cubeb(
       cubeb_enumerate_devices(d->ctx, CUBEB_DEVICE_TYPE_INPUT, hold));

@@ -42,7 +42,7 @@ struct aipc_sstream {
    * output area, of layout.frames_max frames; a duplex stream has both,
    * and its output runs `ahead` frames behind its input. */
   bool buffered, duplex;
-  uint8_t *ring, *in_ring;
+  uint8_t *ring; /* duplex: the output's; its input's is input_area */
   uint32_t ahead; /* output frames rendered ahead (taken from the latency) */
   atomic_bool drained;     /* the backend reported DRAINED since the start */
   uint64_t silence_played; /* duplex: the silence before each start's output */

@@ -160,7 +160,6 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
   s->input_area = (uint8_t *)s->shm.base + s->layout.input_offset;
   s->output_area = (uint8_t *)s->shm.base + s->layout.output_offset;
   s->ring = p->output ? s->output_area : s->input_area;
-  s->in_ring = s->input_area;
   s->duplex = s->buffered && p->input && p->output;
 
   int cr = cubeb_stream_init(ctx, &s->backend, name, p->input_device, p->input,
