@@ -298,7 +298,12 @@ typedef struct {
   uint32_t output_channels; /* 0: the stream has no output */
   uint32_t rate;            /* Hz */
   uint32_t format;          /* a cubeb_sample_format */
-  uint32_t latency_frames;  /* as the server asked the backend */
+  uint32_t latency_frames;  /* as the client asked (bounded to a second) */
+  /* A buffered stream's ring (see render_ahead in AudioIpcServerLimits)
+   * and the output frames its client renders ahead, taken from the
+   * latency asked of the backend (0 for input only); both 0 for a
+   * synchronous stream. */
+  uint32_t ring_frames, ahead_frames;
   /* The last cubeb_state reported to the client (CUBEB_STATE_STARTED,
    * _STOPPED, _DRAINED, _ERROR), or -1 before the first. */
   int state;

@@ -114,6 +114,7 @@ struct aipc_stream_stats {
   uint32_t stream;
   struct aipc_stream_shape shape;
   atomic_int state;      /* the last cubeb_state told the client, or -1 */
+  atomic_uint ring_frames, ahead_frames; /* set once the stream exists */
   atomic_uint shm_bytes; /* set once the region exists */
   atomic_uint_fast64_t callbacks, frames, misses, sleeps;
   atomic_uint wait_max_us;

@@ -189,6 +189,8 @@ aipc_stats_export_live(struct aipc_stats_registry *r, AudioIpcStreamInfo *out,
     o->rate = s->shape.rate;
     o->format = s->shape.format;
     o->latency_frames = s->shape.latency_frames;
+    o->ring_frames = atomic_load(&s->ring_frames);
+    o->ahead_frames = atomic_load(&s->ahead_frames);
     o->state = atomic_load(&s->state);
   }
   pthread_mutex_unlock(&r->lock);

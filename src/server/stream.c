@@ -157,6 +157,10 @@ aipc_sstream_new(struct aipc_client *client, cubeb *ctx, uint32_t id,
     goto fail;
   s->ctl = s->shm.base;
   atomic_store(&s->stats->shm_bytes, s->layout.size);
+  if (s->buffered) {
+    atomic_store(&s->stats->ring_frames, s->layout.frames_max);
+    atomic_store(&s->stats->ahead_frames, s->ahead);
+  }
   s->input_area = (uint8_t *)s->shm.base + s->layout.input_offset;
   s->output_area = (uint8_t *)s->shm.base + s->layout.output_offset;
   s->ring = p->output ? s->output_area : s->input_area;

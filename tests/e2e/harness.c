@@ -196,3 +196,21 @@ e2e_watch_count(struct e2e_watch *w, cubeb_state state)
   pthread_mutex_unlock(&w->lock);
   return n;
 }
+
+void
+e2e_set_render_ahead(struct e2e *e, unsigned mode)
+{
+  AudioIpcServerLimits l;
+  CHECK_INT(audioipc_server_get_limits(e->server, &l), ==, 0);
+  l.render_ahead = mode;
+  CHECK_INT(audioipc_server_set_limits(e->server, &l), ==, 0);
+}
+
+AudioIpcStreamInfo
+e2e_wait_live_stream(struct e2e *e)
+{
+  AudioIpcStreamInfo info;
+  while (audioipc_server_get_streams(e->server, &info, 1) < 1)
+    usleep(1000);
+  return info;
+}

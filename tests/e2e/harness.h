@@ -61,6 +61,11 @@ pid_t e2e_spawn(struct e2e *e, e2e_client_fn fn, int arg);
 /* As e2e_spawn, and the client also keeps `fd`: fn's arg is its number. */
 pid_t e2e_spawn_keeping(struct e2e *e, e2e_client_fn fn, int fd);
 
+/* AudioIpcServerLimits.render_ahead of the clients spawned from now on. */
+void e2e_set_render_ahead(struct e2e *e, unsigned mode);
+/* Waits until the server has a live stream; returns what it is. */
+AudioIpcStreamInfo e2e_wait_live_stream(struct e2e *e);
+
 /* A stream's state callbacks, counted: a client waits on it. */
 struct e2e_watch {
   pthread_mutex_t lock;

@@ -86,8 +86,7 @@ check_known_sequence(unsigned pool_size, bool render_ahead)
   AudioIpcServerLimits limits;
   CHECK_INT(audioipc_server_get_limits(e.server, &limits), ==, 0);
   CHECK_INT(limits.render_ahead, ==, 1); /* the default */
-  limits.render_ahead = render_ahead;
-  CHECK_INT(audioipc_server_set_limits(e.server, &limits), ==, 0);
+  e2e_set_render_ahead(&e, render_ahead);
   test_wait_ok(e2e_spawn(&e, play_known_sequence, 0));
 
   /* The server's own account of the stream agrees. */

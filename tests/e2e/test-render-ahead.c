@@ -21,15 +21,6 @@
 #define REALTIME "virtual:rate=48000,channels=2,period=128,out=%s"
 #define FAST "virtual:clock=fast,rate=48000,channels=2,period=128,out=%s"
 
-static void
-set_render_ahead(struct e2e *e, bool on)
-{
-  AudioIpcServerLimits l;
-  CHECK_INT(audioipc_server_get_limits(e->server, &l), ==, 0);
-  l.render_ahead = on;
-  CHECK_INT(audioipc_server_set_limits(e->server, &l), ==, 0);
-}
-
 /* Waits until `*counter` reaches `n` (the runner's timeout catches a
  * hang). */
 static void
@@ -181,6 +172,9 @@ E2E_CLIENT(latency_of_a_playing_stream)
                               LATENCY, silence_cb, no_state, NULL),
             ==, CUBEB_OK);
   CHECK_INT(cubeb_stream_start(stm), ==, CUBEB_OK);
+  /* The client refills the ring right after each period, so it is full
+   * but for moments: most readings count it, and all stay within it. */
+  uint32_t most = 0;
   for (int i = 0; i < 20; i++) {
     usleep(5000);
     uint32_t latency = 0;
@@ -189,7 +183,10 @@ E2E_CLIENT(latency_of_a_playing_stream)
       CHECK(latency >= PERIOD && latency <= PERIOD + RING);
     else
       CHECK_INT(latency, ==, PERIOD);
+    most = latency > most ? latency : most;
   }
+  if (arg)
+    CHECK(most > PERIOD);
   CHECK_INT(cubeb_stream_stop(stm), ==, CUBEB_OK);
   cubeb_stream_destroy(stm);
 }
@@ -199,7 +196,7 @@ TEST(render_ahead_latency_counts_the_ring)
   struct e2e e;
   e2e_start(&e, REALTIME);
   test_wait_ok(e2e_spawn(&e, latency_of_a_playing_stream, 1));
-  set_render_ahead(&e, false);
+  e2e_set_render_ahead(&e, 0);
   test_wait_ok(e2e_spawn(&e, latency_of_a_playing_stream, 0));
   e2e_finish(&e);
 }
@@ -399,10 +396,7 @@ TEST(render_ahead_duplex_when_opted_in_runs_its_output_behind_its_input)
   for (unsigned mode = 1; mode <= 2; mode++) {
     struct e2e e;
     e2e_start(&e, FAST);
-    AudioIpcServerLimits l;
-    CHECK_INT(audioipc_server_get_limits(e.server, &l), ==, 0);
-    l.render_ahead = mode;
-    CHECK_INT(audioipc_server_set_limits(e.server, &l), ==, 0);
+    e2e_set_render_ahead(&e, mode);
     /* Mode 1 (the default) keeps duplex synchronous. */
     uint64_t behind = mode == 2 ? RING : 0;
     test_wait_ok(e2e_spawn(&e, echo_input, (int)behind));

@@ -261,19 +261,10 @@ fixture_start(struct fixture *f, const char *backend)
   /* The raw clients of the cases speak the synchronous protocol (each
    * request answered); the honest player renders ahead, as clients do
    * by default. Cases of buffered streams turn it on for their own. */
-  fixture_set_render_ahead(f, 0);
+  e2e_set_render_ahead(&f->e, 0);
   f->fds = test_count_fds();
   warm_up(f);
   fixture_baseline(f);
-}
-
-void
-fixture_set_render_ahead(struct fixture *f, unsigned mode)
-{
-  AudioIpcServerLimits l;
-  CHECK_INT(audioipc_server_get_limits(f->e.server, &l), ==, 0);
-  l.render_ahead = mode;
-  CHECK_INT(audioipc_server_set_limits(f->e.server, &l), ==, 0);
 }
 
 void

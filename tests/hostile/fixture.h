@@ -41,9 +41,6 @@ struct fixture {
 /* Starts the server on `backend` (NULL: FIXTURE_BACKEND) and the honest
  * client, waits until it plays, and warms the server up. */
 void fixture_start(struct fixture *f, const char *backend);
-/* AudioIpcServerLimits.render_ahead for the clients connected from now
- * on: 0 none, 1 output-only and input-only streams, 2 duplex too. */
-void fixture_set_render_ahead(struct fixture *f, unsigned mode);
 /* Measures the baseline. Call after the case's own rehearsal, with no
  * hostile connection open. */
 void fixture_baseline(struct fixture *f);

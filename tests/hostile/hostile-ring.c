@@ -172,9 +172,9 @@ ring_open(struct fixture *f, struct tamper *t, int mode)
     q.in_channels = 1;
     q.in_layout = CUBEB_LAYOUT_MONO;
   }
-  fixture_set_render_ahead(f, duplex ? 2 : 1);
+  e2e_set_render_ahead(&f->e, duplex ? 2 : 1);
   tamper_connect(f, t, mode);
-  fixture_set_render_ahead(f, 0);
+  e2e_set_render_ahead(&f->e, 0);
   tamper_stream(t, &q, true);
   CHECK_INT(t->reply.buffered, ==, 1);
 }

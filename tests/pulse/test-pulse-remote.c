@@ -126,17 +126,21 @@ TEST(pulse_output_input_duplex_at_real_time_pace)
   e2e_finish(&e);
 }
 
-/* With render-ahead opted in for duplex streams, a duplex stream keeps
- * pulse's pace and hears its input. */
+/* With render-ahead opted in for duplex streams, a duplex stream is
+ * buffered (a quarter of its 1200 frames ahead), keeps pulse's pace and
+ * hears its input. */
 TEST(pulse_duplex_renders_ahead_when_opted_in)
 {
   struct e2e e;
   start_pulse_server(&e);
-  AudioIpcServerLimits l;
-  CHECK_INT(audioipc_server_get_limits(e.server, &l), ==, 0);
-  l.render_ahead = 2;
-  CHECK_INT(audioipc_server_set_limits(e.server, &l), ==, 0);
-  test_wait_ok(e2e_spawn(&e, run_at_pace, 2));
+  e2e_set_render_ahead(&e, 2);
+  pid_t pid = e2e_spawn(&e, run_at_pace, 2);
+  AudioIpcStreamInfo info = e2e_wait_live_stream(&e);
+  CHECK_INT(info.input_channels, ==, 1);
+  CHECK_INT(info.output_channels, ==, 2);
+  CHECK_INT(info.ahead_frames, ==, 256);
+  CHECK_INT(info.ring_frames, ==, 4 * 256);
+  test_wait_ok(pid);
   e2e_finish(&e);
 }
 

@@ -115,12 +115,14 @@ json_stream(FILE *f, const AudioIpcStreamInfo *s)
           "\"input_channels\":%u,\"output_channels\":%u,\"format\":\"%s\","
           "\"latency_frames\":%u,\"state\":\"%s\",\"callbacks\":%llu,"
           "\"frames\":%llu,\"misses\":%llu,\"wait_p50_us\":%u,"
-          "\"wait_p99_us\":%u,\"wait_max_us\":%u,\"shm_bytes\":%u}",
+          "\"wait_p99_us\":%u,\"wait_max_us\":%u,\"shm_bytes\":%u,"
+          "\"ring_frames\":%u,\"ahead_frames\":%u}",
           st->stream, direction(s), s->rate, s->input_channels,
           s->output_channels, format_name(s->format), s->latency_frames,
           state_name(s->state), (unsigned long long)st->callbacks,
           (unsigned long long)st->frames, (unsigned long long)st->misses,
-          st->wait_p50_us, st->wait_p99_us, st->wait_max_us, st->shm_bytes);
+          st->wait_p50_us, st->wait_p99_us, st->wait_max_us, st->shm_bytes,
+          s->ring_frames, s->ahead_frames);
 }
 
 static void
