@@ -90,8 +90,11 @@ demo_verdict_test() {
   demo_fault wrong fast
   check "demo: a client's wrong frames fail the run (exit 1)" \
     [ "$status" -eq 1 ]
-  check "demo: the mix check finds the wrong block" \
-    grep -qE '^mix: .*: FAILED: [12] of its [0-9]+ blocks .* do not hold exactly' "$out"
+  # One callback of wrong frames spoils one or two blocks; a third was
+  # seen once under ASan (13 blocks, a client starting late), so only
+  # the verdict's cause is checked, not its count.
+  check "demo: the mix check finds the wrong blocks" \
+    grep -qE '^mix: .*: FAILED: [0-9]+ of its [0-9]+ blocks .* do not hold exactly' "$out"
 
   demo_fault lose fast
   check "demo: frames that never reached the server fail the run (exit 1)" \
